@@ -1,0 +1,49 @@
+# SwarmHub: `make up` runs the embedded local cluster, `make test` runs the whole suite.
+# Both create or reuse the virtual environment in $(VENV) and install pinned versions.
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+ARGS ?=
+
+.PHONY: up test lint typecheck install system-deps load bench clean
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --disable-pip-version-check --upgrade 'pip>=24'
+	$(BIN)/python -m pip install -q --disable-pip-version-check -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+up: $(STAMP)
+	$(BIN)/swarmhub up $(ARGS)
+
+# Debian packages the tests need: promtool (alert-rule tests) and docker-compose (static check).
+system-deps:
+	@if ! command -v promtool >/dev/null || ! command -v docker-compose >/dev/null; then \
+	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$SUDO apt-get update -q && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q --no-install-recommends \
+	    prometheus docker-compose; \
+	fi
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy libs services
+
+test: $(STAMP) system-deps lint typecheck
+	$(BIN)/pytest
+
+load: $(STAMP)
+	$(BIN)/swarmhub load $(ARGS)
+
+bench: $(STAMP)
+	$(BIN)/swarmhub bench $(ARGS)
+
+clean:
+	rm -rf .data .pytest_cache .mypy_cache .ruff_cache

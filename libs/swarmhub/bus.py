@@ -1,0 +1,257 @@
+"""The NATS connection, message headers, trace propagation and typed request/publish helpers."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import nats
+from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
+from nats.errors import NoRespondersError
+from nats.errors import TimeoutError as NatsTimeoutError
+from nats.js import JetStreamContext
+from nats.js.api import PubAck
+from opentelemetry import context as otel_context
+from opentelemetry import propagate, trace
+from opentelemetry.trace import Span, SpanKind
+from pydantic import BaseModel
+
+from swarmhub import codec
+from swarmhub.config import BusSettings
+from swarmhub.errors import ErrorCode, ServiceError
+from swarmhub.schemas import ErrorInfo
+
+M = TypeVar("M", bound=BaseModel)
+
+HDR_MSG_ID = "Nats-Msg-Id"
+HDR_CONTENT_TYPE = "Content-Type"
+HDR_ERROR = "Nats-Service-Error"
+HDR_ERROR_CODE = "Nats-Service-Error-Code"
+HDR_ERROR_KIND = "Swarmhub-Error"
+
+tracer = trace.get_tracer("swarmhub")
+
+Callback = Callable[[], Awaitable[None]]
+
+
+async def connect(
+    settings: BusSettings,
+    name: str,
+    *,
+    on_event: Callable[[str, str], None] | None = None,
+    reconnect: bool = True,
+) -> NATS:
+    """Connect with settings fit for long-lived services: reconnect forever, ping often."""
+
+    def note(kind: str) -> Callback:
+        async def cb() -> None:
+            if on_event:
+                on_event(kind, "")
+
+        return cb
+
+    async def on_error(exc: Exception) -> None:
+        if on_event:
+            on_event("error", f"{type(exc).__name__}: {exc}")
+
+    return await nats.connect(
+        servers=[s.strip() for s in settings.nats_url.split(",")],
+        name=name,
+        connect_timeout=settings.connect_timeout,  # type: ignore[arg-type]
+        reconnect_time_wait=settings.reconnect_wait,  # type: ignore[arg-type]
+        max_reconnect_attempts=-1 if reconnect else 0,
+        allow_reconnect=reconnect,
+        ping_interval=settings.ping_interval,  # type: ignore[arg-type]
+        max_outstanding_pings=settings.max_outstanding_pings,
+        pending_size=settings.pending_bytes,
+        error_cb=on_error,
+        disconnected_cb=note("disconnected"),
+        reconnected_cb=note("reconnected"),
+        closed_cb=note("closed"),
+    )
+
+
+def make_headers(msg_id: str | None = None, extra: dict[str, str] | None = None) -> dict[str, str]:
+    """Headers for an outgoing message: content type, message id and the current trace context."""
+    headers = {HDR_CONTENT_TYPE: codec.CONTENT_TYPE}
+    if msg_id:
+        headers[HDR_MSG_ID] = msg_id
+    if extra:
+        headers.update(extra)
+    propagate.inject(headers)
+    return headers
+
+
+def extract_context(headers: dict[str, str] | None) -> otel_context.Context:
+    """The trace context carried by incoming headers."""
+    return propagate.extract(headers or {})
+
+
+def span_attributes(
+    template: str, operation: str, msg_id: str | None = None, size: int | None = None
+) -> dict[str, Any]:
+    """OpenTelemetry messaging attributes for one hop."""
+    attrs: dict[str, Any] = {
+        "messaging.system": "nats",
+        "messaging.destination.name": template,
+        "messaging.operation.type": operation,
+    }
+    if msg_id:
+        attrs["messaging.message.id"] = msg_id
+    if size is not None:
+        attrs["messaging.message.body.size"] = size
+    return attrs
+
+
+def error_headers(err: ServiceError) -> dict[str, str]:
+    """ADR-32 error headers for a ServiceError."""
+    return {
+        HDR_CONTENT_TYPE: codec.CONTENT_TYPE,
+        HDR_ERROR: err.message[:512].replace("\r", " ").replace("\n", " "),
+        HDR_ERROR_CODE: str(err.status),
+        HDR_ERROR_KIND: err.code.value,
+    }
+
+
+def error_body(err: ServiceError) -> bytes:
+    """The msgpack error body sent beside the error headers."""
+    return codec.encode(ErrorInfo(code=err.code, message=err.message, retryable=err.retryable))
+
+
+def raise_for_error(msg: Msg) -> None:
+    """Raise the ServiceError an ADR-32 error reply carries, if it carries one."""
+    headers = msg.headers or {}
+    if HDR_ERROR_CODE not in headers:
+        return
+    try:
+        info = codec.decode(msg.data, ErrorInfo)
+    except ServiceError:
+        raise ServiceError(
+            headers.get(HDR_ERROR_KIND, ErrorCode.INTERNAL.value),
+            headers.get(HDR_ERROR, "unknown error"),
+        ) from None
+    raise ServiceError(info.code, info.message, retryable=info.retryable)
+
+
+class Bus:
+    """A connected NATS client with JetStream and typed, traced helpers."""
+
+    def __init__(self, nc: NATS, settings: BusSettings) -> None:
+        self.nc = nc
+        self.js: JetStreamContext = nc.jetstream(timeout=settings.request_timeout)
+        self.settings = settings
+
+    def encode(self, model: BaseModel) -> bytes:
+        """Encode within this bus's body limit."""
+        return codec.encode(model, max_bytes=self.settings.max_body_bytes)
+
+    async def request(
+        self,
+        subject: str,
+        body: BaseModel,
+        reply_model: type[M],
+        *,
+        template: str | None = None,
+        timeout: float | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> M:
+        """Send a request and decode the reply; errors come back as ServiceError."""
+        data = self.encode(body)
+        name = template or subject
+        with tracer.start_as_current_span(
+            f"send {name}",
+            kind=SpanKind.CLIENT,
+            attributes=span_attributes(name, "send", None, len(data)),
+        ) as span:
+            try:
+                msg = await self.nc.request(
+                    subject,
+                    data,
+                    timeout=timeout or self.settings.request_timeout,
+                    headers=make_headers(extra=headers),
+                )
+            except NoRespondersError:
+                raise ServiceError(
+                    ErrorCode.UNAVAILABLE,
+                    f"No service is listening on {subject}.",
+                    retryable=True,
+                ) from None
+            except NatsTimeoutError:
+                raise ServiceError(
+                    ErrorCode.TIMEOUT,
+                    f"No reply on {subject} within {timeout or self.settings.request_timeout} s.",
+                    retryable=True,
+                ) from None
+            try:
+                raise_for_error(msg)
+            except ServiceError as exc:
+                record_error(span, exc)
+                raise
+            return codec.decode(msg.data, reply_model, max_bytes=self.settings.max_body_bytes)
+
+    async def publish(self, subject: str, body: BaseModel, *, template: str | None = None) -> None:
+        """Publish a core NATS message (fire and forget)."""
+        data = self.encode(body)
+        name = template or subject
+        with tracer.start_as_current_span(
+            f"send {name}",
+            kind=SpanKind.PRODUCER,
+            attributes=span_attributes(name, "send", None, len(data)),
+        ):
+            await self.nc.publish(subject, data, headers=make_headers())
+
+    async def js_publish(
+        self,
+        subject: str,
+        body: BaseModel | bytes,
+        *,
+        msg_id: str | None,
+        template: str | None = None,
+        timeout: float | None = None,
+    ) -> PubAck:
+        """Publish to a stream and wait for JetStream's acknowledgement."""
+        data = body if isinstance(body, bytes) else self.encode(body)
+        name = template or subject
+        with tracer.start_as_current_span(
+            f"send {name}",
+            kind=SpanKind.PRODUCER,
+            attributes=span_attributes(name, "send", msg_id, len(data)),
+        ):
+            try:
+                return await self.js.publish(
+                    subject,
+                    data,
+                    timeout=timeout or self.settings.request_timeout,
+                    headers=make_headers(msg_id),
+                )
+            except NoRespondersError:
+                raise ServiceError(
+                    ErrorCode.UNAVAILABLE,
+                    f"JetStream did not answer for {subject}: is the stream provisioned?",
+                    retryable=True,
+                ) from None
+            except NatsTimeoutError:
+                raise ServiceError(
+                    ErrorCode.TIMEOUT,
+                    f"JetStream did not acknowledge {subject} in time; it may not be stored.",
+                    retryable=True,
+                ) from None
+
+    async def close(self) -> None:
+        """Drain and close the connection."""
+        if self.nc.is_closed:
+            return
+        try:
+            await asyncio.wait_for(self.nc.drain(), timeout=3.0)
+        except Exception:
+            pass
+        if not self.nc.is_closed:
+            await self.nc.close()
+
+
+def record_error(span: Span, exc: ServiceError) -> None:
+    """Mark a span as failed with a service error's code."""
+    span.set_attribute("error.type", exc.code.value)
+    span.set_status(trace.Status(trace.StatusCode.ERROR, exc.message))

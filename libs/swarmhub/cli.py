@@ -1,0 +1,244 @@
+"""The `swarmhub` command: up, submit, result, status."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from swarmhub.config import DEFAULT_NATS_URL
+from swarmhub.errors import ServiceError
+from swarmhub.schemas import Priority, Task, TaskResult
+
+
+def _default_url() -> str:
+    return os.environ.get("SWARMHUB_NATS_URL", DEFAULT_NATS_URL)
+
+
+def _default_port() -> int:
+    from urllib.parse import urlparse
+
+    return urlparse(_default_url().split(",")[0]).port or 4222
+
+
+def _payload(text: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise argparse.ArgumentTypeError(f"--payload is not valid JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(
+            '--payload must be a JSON object, e.g. \'{"text": "hi"}\'.'
+        )
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every subcommand."""
+    parser = argparse.ArgumentParser(prog="swarmhub", description="SwarmHub task hub.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def with_url(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        p.add_argument("--url", default=_default_url(), help="NATS URL (env SWARMHUB_NATS_URL)")
+        return p
+
+    up = sub.add_parser("up", help="run the embedded local cluster in the foreground")
+    up.add_argument(
+        "--port",
+        type=int,
+        default=_default_port(),
+        help="NATS client port (default: the port of SWARMHUB_NATS_URL, else 4222)",
+    )
+    up.add_argument("--data-dir", type=Path, default=Path(".data"), help="state and logs")
+    up.add_argument("--workers", type=int, default=2, help="agent-workers to run")
+    up.add_argument("--routers", type=int, default=1, help="task-routers to run")
+    up.add_argument("--concurrency", type=int, default=16, help="tasks per worker at once")
+
+    submit = with_url(sub.add_parser("submit", help="submit one task"))
+    submit.add_argument("capability")
+    submit.add_argument("--payload", type=_payload, default={}, help="JSON object")
+    submit.add_argument("--priority", choices=[p.value for p in Priority], default="normal")
+    submit.add_argument("--id", dest="task_id", help="task id (default: random)")
+    submit.add_argument("--max-attempts", type=int, default=3)
+    submit.add_argument("--timeout", type=float, default=60.0, help="seconds to --wait")
+    submit.add_argument("--wait", action="store_true", help="wait for and print the result")
+    submit.add_argument("--json", action="store_true", help="print JSON")
+
+    result = with_url(sub.add_parser("result", help="print a stored result"))
+    result.add_argument("task_id")
+    result.add_argument("--json", action="store_true")
+
+    status = with_url(sub.add_parser("status", help="list live agents and services"))
+    status.add_argument("--json", action="store_true")
+    return parser
+
+
+def _print_result(result: TaskResult, as_json: bool) -> int:
+    if as_json:
+        print(json.dumps(result.model_dump(mode="json"), sort_keys=True))
+    else:
+        line = (
+            f"{result.task_id} {result.status.value} attempts={result.attempts} "
+            f"agent={result.agent_id} total_ms={result.timings.total_ms:.1f}"
+        )
+        print(line)
+        if result.error:
+            print(f"error: {result.error.code.value}: {result.error.message}")
+        else:
+            print(json.dumps(result.output, sort_keys=True, default=str))
+    return 0 if result.status.value == "succeeded" else 1
+
+
+async def _submit(args: argparse.Namespace) -> int:
+    from swarmhub.client import SwarmClient
+
+    fields: dict[str, Any] = {
+        "capability": args.capability,
+        "payload": args.payload,
+        "priority": args.priority,
+        "max_attempts": args.max_attempts,
+    }
+    if args.task_id:
+        fields["id"] = args.task_id
+    try:
+        task = Task(**fields)
+    except ValueError as exc:
+        from pydantic import ValidationError
+
+        from swarmhub.codec import describe_validation_error
+
+        msg = describe_validation_error(exc) if isinstance(exc, ValidationError) else str(exc)
+        print(f"error: invalid task: {msg}", file=sys.stderr)
+        return 2
+    async with await SwarmClient.connect(args.url) as client:
+        await client.submit(task)
+        if not args.wait:
+            print(json.dumps({"task_id": task.id}) if args.json else task.id)
+            return 0
+        return _print_result(await client.wait(task.id, args.timeout), args.json)
+
+
+async def _result(args: argparse.Namespace) -> int:
+    from swarmhub.client import SwarmClient
+
+    async with await SwarmClient.connect(args.url) as client:
+        result = await client.result(args.task_id)
+    if result is None:
+        print(f"error: no result stored for task {args.task_id}", file=sys.stderr)
+        return 3
+    return _print_result(result, args.json)
+
+
+async def _status(args: argparse.Namespace) -> int:
+    from swarmhub.client import SwarmClient
+
+    async with await SwarmClient.connect(args.url) as client:
+        agents = await client.agents()
+        infos = await client.discover("INFO")
+        stats = {s["id"]: s for s in await client.discover("STATS")}
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "agents": [a.model_dump(mode="json") for a in agents],
+                    "services": [{**i, "stats": stats.get(i["id"])} for i in infos],
+                },
+                sort_keys=True,
+            )
+        )
+        return 0
+    print(f"agents ({len(agents)} alive)")
+    print(f"  {'AGENT':<20} {'STATE':<9} {'IN-FLIGHT':>9} {'CAPACITY':>8}  CAPABILITIES")
+    for a in agents:
+        print(
+            f"  {a.agent_id:<20} {a.state:<9} {a.in_flight:>9} {a.capacity:>8}  "
+            f"{','.join(a.capabilities)}"
+        )
+    print(f"services ({len(infos)} answering $SRV.INFO)")
+    print(f"  {'NAME':<18} {'ID':<24} {'VERSION':<8} {'REQUESTS':>8} {'ERRORS':>6}  ENDPOINTS")
+    for info in infos:
+        st = stats.get(info["id"], {})
+        eps = st.get("endpoints", [])
+        reqs = sum(e.get("num_requests", 0) for e in eps)
+        errs = sum(e.get("num_errors", 0) for e in eps)
+        names = ",".join(e["name"] for e in info.get("endpoints", []))
+        print(
+            f"  {info['name']:<18} {info['id']:<24} {info['version']:<8} "
+            f"{reqs:>8} {errs:>6}  {names}"
+        )
+    return 0
+
+
+def _up(args: argparse.Namespace) -> int:
+    from swarmhub.embedded import ClusterConfig, LocalCluster
+    from swarmhub.status import StatusLine
+
+    def event(text: str) -> None:
+        print(f"\r\033[K[swarmhub] {text}", flush=True)
+
+    cluster = LocalCluster(
+        ClusterConfig(
+            data_dir=args.data_dir.resolve(),
+            port=args.port,
+            workers=args.workers,
+            routers=args.routers,
+            worker_concurrency=args.concurrency,
+        ),
+        on_event=event,
+    )
+    stop = {"requested": False}
+
+    def on_signal(signum: int, _: Any) -> None:
+        stop["requested"] = True
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        cluster.start()
+        event(f"NATS URL: {cluster.url}   logs: {args.data_dir / 'logs'}")
+        event(
+            f'try: swarmhub submit echo --payload \'{{"text": "hi"}}\' --wait --url {cluster.url}'
+        )
+        line = StatusLine(cluster.url)
+        while not stop["requested"]:
+            text = line.poll()
+            if sys.stdout.isatty():
+                print(f"\r\033[K{text}", end="", flush=True)
+            else:
+                print(text, flush=True)
+            deadline = time.monotonic() + (1.0 if sys.stdout.isatty() else 5.0)
+            while not stop["requested"] and time.monotonic() < deadline:
+                time.sleep(0.1)
+        line.close()
+    finally:
+        event("stopping (reverse order)...")
+        started = time.monotonic()
+        cluster.stop()
+        event(f"stopped in {time.monotonic() - started:.1f} s")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `swarmhub` command."""
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "up":
+            return _up(args)
+        handler = {"submit": _submit, "result": _result, "status": _status}[args.command]
+        return asyncio.run(handler(args))
+    except ServiceError as exc:
+        print(f"error: {exc.code.value}: {exc.message}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

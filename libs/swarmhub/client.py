@@ -1,0 +1,257 @@
+"""The client API: submit tasks, wait for results, inspect the swarm, use the cache."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from nats.aio.msg import Msg
+from nats.js.errors import KeyNotFoundError, NotFoundError
+from nats.js.kv import KeyValue
+
+from swarmhub import codec, subjects
+from swarmhub.bus import Bus, connect
+from swarmhub.config import BusSettings
+from swarmhub.errors import ErrorCode, ServiceError
+from swarmhub.schemas import (
+    Ack,
+    AgentRecord,
+    CacheDelReply,
+    CacheGetReply,
+    CacheKey,
+    CacheSet,
+    CacheStats,
+    Empty,
+    Task,
+    TaskResult,
+)
+
+
+class SwarmClient:
+    """A connection to a SwarmHub cluster."""
+
+    def __init__(self, bus: Bus) -> None:
+        self.bus = bus
+        self._kv: dict[str, KeyValue] = {}
+
+    @classmethod
+    async def connect(
+        cls, url: str | None = None, *, name: str = "swarmhub-client", reconnect: bool = False
+    ) -> SwarmClient:
+        """Connect to `url` (default: SWARMHUB_NATS_URL, else nats://127.0.0.1:4222)."""
+        settings = BusSettings(nats_url=url) if url else BusSettings()
+        try:
+            nc = await connect(settings, name, reconnect=reconnect)
+        except Exception as exc:
+            raise ServiceError(
+                ErrorCode.UNAVAILABLE,
+                f"Cannot connect to NATS at {settings.nats_url} ({type(exc).__name__}: {exc}). "
+                "Is the cluster running (`swarmhub up`)?",
+            ) from None
+        return cls(Bus(nc, settings))
+
+    async def __aenter__(self) -> SwarmClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Drain and close the connection."""
+        await self.bus.close()
+
+    async def _bucket(self, name: str) -> KeyValue:
+        if name not in self._kv:
+            try:
+                self._kv[name] = await self.bus.js.key_value(name)
+            except NotFoundError:
+                raise ServiceError(
+                    ErrorCode.UNAVAILABLE,
+                    f"KV bucket {name!r} does not exist yet: no router or coordinator has started.",
+                ) from None
+        return self._kv[name]
+
+    # -- tasks ------------------------------------------------------------------------------
+
+    async def submit(self, task: Task) -> Task:
+        """Publish a task durably; returns once JetStream acknowledged it."""
+        await self.bus.js_publish(
+            subjects.task_submit(task.capability),
+            task,
+            msg_id=task.id,
+            template=subjects.TEMPLATES["submit"],
+        )
+        return task
+
+    async def result(self, task_id: str) -> TaskResult | None:
+        """The stored final result of a task, or None while it has none."""
+        kv = await self._bucket(subjects.RESULTS_BUCKET)
+        try:
+            entry = await kv.get(task_id)
+        except KeyNotFoundError:
+            return None
+        return codec.decode(entry.value or b"", TaskResult)
+
+    async def wait(self, task_id: str, timeout: float = 60.0) -> TaskResult:
+        """Wait for a task's final result (event first, stored result as the fallback)."""
+        got: asyncio.Future[TaskResult] = asyncio.get_running_loop().create_future()
+
+        async def on_result(msg: Msg) -> None:
+            if not got.done():
+                try:
+                    got.set_result(codec.decode(msg.data, TaskResult))
+                except ServiceError as exc:
+                    got.set_exception(exc)
+
+        sub = await self.bus.nc.subscribe(subjects.task_result(task_id), cb=on_result)
+        deadline = time.monotonic() + timeout
+        try:
+            while True:
+                stored = await self.result(task_id)
+                if stored is not None:
+                    return stored
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise ServiceError(
+                        ErrorCode.TIMEOUT, f"Task {task_id} has no result after {timeout:g} s."
+                    )
+                try:
+                    return await asyncio.wait_for(asyncio.shield(got), timeout=min(1.0, left))
+                except TimeoutError:
+                    continue
+        finally:
+            await sub.unsubscribe()
+
+    async def run(self, task: Task, timeout: float = 60.0) -> TaskResult:
+        """Submit a task and wait for its result."""
+        await self.submit(task)
+        return await self.wait(task.id, timeout)
+
+    # -- swarm ------------------------------------------------------------------------------
+
+    async def agents(self) -> list[AgentRecord]:
+        """Live agents as the registry holds them."""
+        kv = await self._bucket(subjects.AGENTS_BUCKET)
+        try:
+            keys = await kv.keys()
+        except Exception:
+            return []
+        records = []
+        for key in keys:
+            try:
+                entry = await kv.get(key)
+                records.append(codec.decode(entry.value or b"", AgentRecord))
+            except (KeyNotFoundError, ServiceError):
+                continue
+        return sorted(records, key=lambda r: r.agent_id)
+
+    async def discover(
+        self, verb: str = "INFO", name: str = "", wait: float = 0.5
+    ) -> list[dict[str, Any]]:
+        """Scatter-gather `$SRV.<verb>[.<name>]` and return every answer within `wait` seconds."""
+        subject = f"{subjects.SRV_PREFIX}.{verb}" + (f".{name}" if name else "")
+        inbox = self.bus.nc.new_inbox()
+        answers: list[dict[str, Any]] = []
+
+        async def collect(msg: Msg) -> None:
+            try:
+                answers.append(json.loads(msg.data))
+            except ValueError:
+                pass
+
+        sub = await self.bus.nc.subscribe(inbox, cb=collect)
+        await self.bus.nc.publish(subject, b"", reply=inbox)
+        await self.bus.nc.flush()
+        await asyncio.sleep(wait)
+        await sub.unsubscribe()
+        return sorted(answers, key=lambda a: (a.get("name", ""), a.get("id", "")))
+
+    # -- cache ------------------------------------------------------------------------------
+
+    async def cache_get(self, key: str, namespace: str = "default") -> tuple[bool, Any]:
+        """(hit, value) from the shared cache."""
+        reply = await self.bus.request(
+            subjects.CACHE_GET, CacheKey(namespace=namespace, key=key), CacheGetReply
+        )
+        return reply.hit, reply.value
+
+    async def cache_set(
+        self, key: str, value: Any, namespace: str = "default", ttl: float | None = None
+    ) -> None:
+        """Store a value in the shared cache."""
+        await self.bus.request(
+            subjects.CACHE_SET, CacheSet(namespace=namespace, key=key, value=value, ttl=ttl), Ack
+        )
+
+    async def cache_delete(self, key: str, namespace: str = "default") -> bool:
+        """Delete a key; True when it existed."""
+        reply = await self.bus.request(
+            subjects.CACHE_DEL, CacheKey(namespace=namespace, key=key), CacheDelReply
+        )
+        return reply.deleted
+
+    async def cache_stats(self) -> CacheStats:
+        """Counters of the cache instance that answers."""
+        return await self.bus.request(subjects.CACHE_STATS, Empty(), CacheStats)
+
+
+class ResultCollector:
+    """Collects result events for many tasks at once (for loads and tests)."""
+
+    def __init__(self, client: SwarmClient) -> None:
+        self.client = client
+        self.results: dict[str, TaskResult] = {}
+        self.events: dict[str, int] = {}
+        self._arrived = asyncio.Event()
+        self._sub: Any = None
+
+    async def start(self) -> ResultCollector:
+        """Subscribe to every result event."""
+
+        async def on_result(msg: Msg) -> None:
+            try:
+                result = codec.decode(msg.data, TaskResult)
+            except ServiceError:
+                return
+            self.events[result.task_id] = self.events.get(result.task_id, 0) + 1
+            self.results.setdefault(result.task_id, result)
+            self._arrived.set()
+
+        self._sub = await self.client.bus.nc.subscribe(subjects.TASK_RESULT_ALL, cb=on_result)
+        await self.client.bus.nc.flush()
+        return self
+
+    async def stop(self) -> None:
+        """Unsubscribe."""
+        if self._sub is not None:
+            await self._sub.unsubscribe()
+            self._sub = None
+
+    async def wait_all(self, task_ids: Iterable[str], timeout: float) -> dict[str, TaskResult]:
+        """Wait until every id has a result (events, then the store for stragglers)."""
+        wanted = set(task_ids)
+        deadline = time.monotonic() + timeout
+        last_poll = time.monotonic()
+        while True:
+            missing = wanted - self.results.keys()
+            if not missing:
+                break
+            now = time.monotonic()
+            if now >= deadline:
+                break
+            if now - last_poll > 2.0:
+                last_poll = now
+                for task_id in list(missing)[:500]:
+                    stored = await self.client.result(task_id)
+                    if stored is not None:
+                        self.results.setdefault(task_id, stored)
+                continue
+            self._arrived.clear()
+            try:
+                await asyncio.wait_for(self._arrived.wait(), timeout=min(0.5, deadline - now))
+            except TimeoutError:
+                pass
+        return {t: self.results[t] for t in wanted if t in self.results}

@@ -1,0 +1,70 @@
+"""The one msgpack codec: models to bytes and back, with errors that name the problem."""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+import msgpack
+from pydantic import BaseModel, ValidationError
+
+from swarmhub.errors import ErrorCode, ServiceError
+
+CONTENT_TYPE = "application/msgpack"
+DEFAULT_MAX_BODY = 1024 * 1024
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """Turn a pydantic error into one sentence naming each offending field."""
+    parts = []
+    for err in exc.errors(include_url=False):
+        where = ".".join(str(p) for p in err["loc"]) or "body"
+        parts.append(f"field '{where}': {err['msg']}")
+    return "; ".join(parts)
+
+
+def pack(obj: Any) -> bytes:
+    """Encode a plain value as msgpack."""
+    return msgpack.packb(obj, use_bin_type=True, datetime=False)  # type: ignore[no-any-return]
+
+
+def unpack(data: bytes) -> Any:
+    """Decode msgpack into plain values; raises ServiceError(malformed) on bad bytes."""
+    try:
+        return msgpack.unpackb(data, raw=False, strict_map_key=False)
+    except (msgpack.ExtraData, msgpack.FormatError, msgpack.StackError, ValueError) as exc:
+        raise ServiceError(
+            ErrorCode.MALFORMED, f"Body is not valid msgpack ({type(exc).__name__}: {exc})."
+        ) from None
+
+
+def encode(model: BaseModel, *, max_bytes: int = DEFAULT_MAX_BODY) -> bytes:
+    """Encode a model as msgpack; raises ServiceError(too_large) above `max_bytes`."""
+    data = pack(model.model_dump(mode="python", exclude_none=False))
+    if len(data) > max_bytes:
+        raise ServiceError(
+            ErrorCode.TOO_LARGE,
+            f"{type(model).__name__} is {len(data)} bytes, above the limit of {max_bytes} bytes.",
+        )
+    return data
+
+
+def decode(data: bytes, model: type[M], *, max_bytes: int = DEFAULT_MAX_BODY) -> M:
+    """Decode and validate msgpack bytes as `model`; every failure is a ServiceError."""
+    if len(data) > max_bytes:
+        raise ServiceError(
+            ErrorCode.TOO_LARGE, f"Body is {len(data)} bytes, above the limit of {max_bytes} bytes."
+        )
+    obj = unpack(data)
+    if not isinstance(obj, dict):
+        raise ServiceError(
+            ErrorCode.BAD_REQUEST,
+            f"Body must be a msgpack map for {model.__name__}, got {type(obj).__name__}.",
+        )
+    try:
+        return model.model_validate(obj)
+    except ValidationError as exc:
+        raise ServiceError(
+            ErrorCode.BAD_REQUEST, f"Invalid {model.__name__}: {describe_validation_error(exc)}."
+        ) from None

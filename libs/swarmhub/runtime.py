@@ -1,0 +1,307 @@
+"""One service runtime: connect, telemetry, typed endpoints with bounded concurrency, drain."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import time
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind
+from pydantic import BaseModel
+
+from swarmhub import __version__, codec, metrics, telemetry
+from swarmhub.bus import Bus, connect, error_body, error_headers, extract_context, span_attributes
+from swarmhub.config import BusSettings, RuntimeSettings, TelemetrySettings
+from swarmhub.errors import ErrorCode, ServiceError
+from swarmhub.micro import DEFAULT_QUEUE_GROUP, EndpointStats, MicroResponder, ServiceIdentity
+
+Handler = Callable[[Any], Awaitable[BaseModel | None]]
+tracer = trace.get_tracer("swarmhub.runtime")
+
+
+@dataclass
+class Endpoint:
+    """A subscription whose messages are decoded into `model` and passed to `handler`."""
+
+    name: str
+    subject: str
+    model: type[BaseModel]
+    handler: Handler
+    queue_group: str | None = DEFAULT_QUEUE_GROUP
+    concurrency: int = 64
+    template: str | None = None
+
+    def __post_init__(self) -> None:
+        self.stats = EndpointStats(self.name, self.subject, self.queue_group)
+        self.semaphore = asyncio.Semaphore(self.concurrency)
+        self.subscription: Subscription | None = None
+
+
+class Service:
+    """Base of every SwarmHub service; subclasses add endpoints, loops and hooks."""
+
+    name: ClassVar[str] = "service"
+    description: ClassVar[str] = ""
+
+    def __init__(
+        self,
+        bus_settings: BusSettings | None = None,
+        telemetry_settings: TelemetrySettings | None = None,
+        runtime_settings: RuntimeSettings | None = None,
+    ) -> None:
+        self.bus_settings = bus_settings or BusSettings()
+        self.telemetry_settings = telemetry_settings or TelemetrySettings()
+        self.runtime_settings = runtime_settings or RuntimeSettings()
+        self.identity = ServiceIdentity(self.name, __version__, self.description)
+        self.log = telemetry.get_logger()
+        self.endpoints: list[Endpoint] = []
+        self.stopping = asyncio.Event()
+        self.stopped = asyncio.Event()
+        self._bus: Bus | None = None
+        self._micro: MicroResponder | None = None
+        self._in_flight: set[asyncio.Task[None]] = set()
+        self._loops: list[asyncio.Task[None]] = []
+        self._draining_loops: list[asyncio.Task[None]] = []
+
+    # -- declaration -------------------------------------------------------------------------
+
+    def add_endpoint(
+        self,
+        name: str,
+        subject: str,
+        model: type[BaseModel],
+        handler: Handler,
+        *,
+        queue_group: str | None = DEFAULT_QUEUE_GROUP,
+        concurrency: int | None = None,
+        template: str | None = None,
+    ) -> Endpoint:
+        """Declare an endpoint; it is subscribed when the service starts."""
+        endpoint = Endpoint(
+            name,
+            subject,
+            model,
+            handler,
+            queue_group,
+            concurrency or self.runtime_settings.endpoint_concurrency,
+            template,
+        )
+        self.endpoints.append(endpoint)
+        return endpoint
+
+    def track(self, coro: Coroutine[Any, Any, None], name: str | None = None) -> None:
+        """Run one unit of in-flight work that shutdown must wait for."""
+        task = asyncio.create_task(coro, name=name)
+        self._in_flight.add(task)
+        task.add_done_callback(self._in_flight.discard)
+
+    def spawn_loop(
+        self, coro: Coroutine[Any, Any, None], name: str, *, drain: bool = False
+    ) -> None:
+        """Run a background loop; on shutdown it is cancelled once in-flight work is done.
+
+        With drain=True the loop is instead awaited like in-flight work: it must watch
+        `self.stopping` and return by itself (intake loops that finish their batch).
+        """
+        task = asyncio.create_task(self._guard_loop(coro, name), name=name)
+        (self._draining_loops if drain else self._loops).append(task)
+
+    async def _guard_loop(self, coro: Coroutine[Any, Any, None], name: str) -> None:
+        try:
+            await coro
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            self.log.exception("loop_crashed", loop=name)
+            self.request_stop()
+
+    # -- hooks ----------------------------------------------------------------------------
+
+    async def setup(self) -> None:
+        """Called once connected, before endpoints subscribe (declare dependencies here)."""
+
+    async def begin_shutdown(self) -> None:
+        """Called first on shutdown, while intake is still open (say goodbye here)."""
+
+    async def teardown(self) -> None:
+        """Called after in-flight work finished, before the connection drains."""
+
+    def stats_data(self) -> dict[str, Any]:
+        """Service-specific figures added to $SRV.STATS under `data`."""
+        return {}
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    @property
+    def bus(self) -> Bus:
+        """The connected bus; only valid once started."""
+        if self._bus is None:
+            raise RuntimeError(f"{self.name} is not connected yet.")
+        return self._bus
+
+    def request_stop(self) -> None:
+        """Ask the service to shut down gracefully."""
+        self.stopping.set()
+
+    def _on_conn_event(self, kind: str, detail: str) -> None:
+        level = "info" if kind in ("reconnected", "closed") else "warning"
+        getattr(self.log, level)("nats_" + kind, detail=detail or None)
+
+    async def start(self) -> None:
+        """Connect, run setup, subscribe endpoints and answer discovery."""
+        telemetry.configure_tracing(self.name, self.identity.instance_id, self.telemetry_settings)
+        nc = await connect(
+            self.bus_settings,
+            f"{self.name}-{self.identity.instance_id[:8]}",
+            on_event=self._on_conn_event,
+        )
+        self._bus = Bus(nc, self.bus_settings)
+        await self.setup()
+        for endpoint in self.endpoints:
+            endpoint.subscription = await nc.subscribe(
+                endpoint.subject,
+                queue=endpoint.queue_group or "",
+                cb=self._make_callback(endpoint),
+                pending_msgs_limit=1_000_000,
+                pending_bytes_limit=self.bus_settings.pending_bytes,
+            )
+        self._micro = MicroResponder(nc, self.identity, self._endpoint_stats, self.stats_data)
+        await self._micro.start()
+        await nc.flush()
+        self.log.info(
+            "service_started",
+            instance=self.identity.instance_id,
+            url=self.bus_settings.nats_url,
+            endpoints=[e.subject for e in self.endpoints],
+        )
+
+    def _endpoint_stats(self) -> list[EndpointStats]:
+        return [e.stats for e in self.endpoints]
+
+    def _make_callback(self, endpoint: Endpoint) -> Callable[[Msg], Awaitable[None]]:
+        async def on_message(msg: Msg) -> None:
+            # Waiting here blocks this subscription's delivery: backpressure, not unbounded tasks.
+            await endpoint.semaphore.acquire()
+            task = asyncio.create_task(self._handle(endpoint, msg))
+            self._in_flight.add(task)
+            task.add_done_callback(self._in_flight.discard)
+
+        return on_message
+
+    async def _handle(self, endpoint: Endpoint, msg: Msg) -> None:
+        started = time.perf_counter_ns()
+        error: str | None = None
+        name = endpoint.template or endpoint.subject
+        try:
+            with tracer.start_as_current_span(
+                f"process {name}",
+                context=extract_context(msg.headers),
+                kind=SpanKind.CONSUMER,
+                attributes=span_attributes(name, "process", None, len(msg.data)),
+            ) as span:
+                try:
+                    request = codec.decode(
+                        msg.data, endpoint.model, max_bytes=self.bus_settings.max_body_bytes
+                    )
+                    reply = await endpoint.handler(request)
+                    if msg.reply:
+                        data = codec.encode(reply) if reply is not None else b""
+                        await msg.respond(data)
+                except ServiceError as exc:
+                    error = f"{exc.status}:{exc.message}"
+                    span.set_attribute("error.type", exc.code.value)
+                    self.log.info(
+                        "request_rejected",
+                        endpoint=endpoint.name,
+                        code=exc.code.value,
+                        reason=exc.message,
+                    )
+                    await self._respond_error(endpoint, msg, exc)
+                except Exception as exc:
+                    error = f"500:{type(exc).__name__}"
+                    self.log.exception("handler_failed", endpoint=endpoint.name)
+                    span.record_exception(exc)
+                    await self._respond_error(
+                        endpoint,
+                        msg,
+                        ServiceError(
+                            ErrorCode.INTERNAL,
+                            f"Internal error in {endpoint.name}; see the service log.",
+                        ),
+                    )
+        finally:
+            endpoint.semaphore.release()
+            endpoint.stats.record(time.perf_counter_ns() - started, error)
+            metrics.ENDPOINT_REQUESTS.labels(self.name, endpoint.name).inc()
+
+    async def _respond_error(self, endpoint: Endpoint, msg: Msg, exc: ServiceError) -> None:
+        metrics.ENDPOINT_ERRORS.labels(self.name, endpoint.name, exc.code.value).inc()
+        if not msg.reply:
+            return
+        with contextlib.suppress(Exception):
+            await self.bus.nc.publish(msg.reply, error_body(exc), headers=error_headers(exc))
+
+    async def shutdown(self) -> None:
+        """Graceful stop: goodbye → stop intake → finish in-flight → teardown → drain → close."""
+        self.stopping.set()
+        deadline = time.monotonic() + self.runtime_settings.drain_timeout
+        self.log.info("service_stopping", in_flight=len(self._in_flight))
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.begin_shutdown(), timeout=5)
+        for endpoint in self.endpoints:
+            if endpoint.subscription is not None:
+                with contextlib.suppress(Exception):
+                    await endpoint.subscription.unsubscribe()
+        # In-flight work may spawn more in-flight work (a fetched batch), so wait until quiet.
+        while pending := [*self._in_flight, *(t for t in self._draining_loops if not t.done())]:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                self.log.warning("shutdown_cancelled_work", tasks=len(pending))
+                for task in pending:
+                    task.cancel()
+                await asyncio.wait(pending, timeout=2)
+                break
+            await asyncio.wait(pending, timeout=left)
+        self.log.debug("shutdown_in_flight_done")
+        for task in self._loops:
+            task.cancel()
+        if self._loops:
+            await asyncio.wait(self._loops, timeout=2)
+        self.log.debug("shutdown_loops_done")
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.teardown(), timeout=5)
+        self.log.debug("shutdown_teardown_done")
+        if self._micro:
+            await self._micro.stop()
+        if self._bus:
+            await self._bus.close()
+        telemetry.shutdown_tracing()
+        self.log.info("service_stopped")
+        self.stopped.set()
+
+    async def run(self) -> None:
+        """Start, serve until SIGTERM/SIGINT or request_stop(), then shut down gracefully."""
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError):
+                loop.add_signal_handler(sig, self.request_stop)
+        await self.start()
+        await self.stopping.wait()
+        await self.shutdown()
+
+
+def run_service(factory: Callable[[], Service]) -> None:
+    """Entry point of `python -m <service>`: configure logging and metrics, then run."""
+    settings = TelemetrySettings()
+    service = factory()
+    telemetry.configure_logging(service.name, settings)
+    service.log = telemetry.get_logger()
+    telemetry.start_metrics_server(settings)
+    asyncio.run(service.run())

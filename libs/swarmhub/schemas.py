@@ -1,0 +1,263 @@
+"""Every message SwarmHub sends, as pydantic models: the single source of truth for the wire."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from swarmhub.errors import ErrorCode
+
+TOKEN_PATTERN = r"^[A-Za-z0-9_-]{1,128}$"
+Token = str  # documented alias: a single subject token, validated by TOKEN_PATTERN
+
+
+def new_id() -> str:
+    """A new random id fit for a subject token (32 lowercase hex digits)."""
+    return uuid.uuid4().hex
+
+
+def now() -> float:
+    """Wall-clock time in seconds since the epoch, as every timestamp on the wire."""
+    return time.time()
+
+
+class Message(BaseModel):
+    """Base of every wire message: unknown fields are rejected, so typos fail loudly."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Priority(StrEnum):
+    """Priority lane of a task."""
+
+    LOW = "low"
+    NORMAL = "normal"
+    HIGH = "high"
+    CRITICAL = "critical"
+
+
+class ResultStatus(StrEnum):
+    """Final status of a task; each task ends with exactly one of these."""
+
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    TIMED_OUT = "timed_out"
+    DEAD_LETTERED = "dead_lettered"
+
+
+class ErrorInfo(Message):
+    """An error as it travels on the wire: a stable code and a human sentence."""
+
+    code: ErrorCode
+    message: str
+    retryable: bool = False
+
+
+class Task(Message):
+    """A unit of work: run `capability` with `payload` on some live agent."""
+
+    id: str = Field(default_factory=new_id, pattern=TOKEN_PATTERN)
+    capability: str = Field(pattern=TOKEN_PATTERN)
+    payload: dict[str, Any] = Field(default_factory=dict)
+    priority: Priority = Priority.NORMAL
+    deadline: float | None = Field(default=None, description="Epoch seconds; None = no deadline.")
+    attempt_timeout: float = Field(default=30.0, gt=0, le=3600)
+    max_attempts: int = Field(default=3, ge=1, le=20)
+    affinity: str | None = Field(default=None, max_length=256)
+    created_at: float = Field(default_factory=now)
+
+
+class Timings(Message):
+    """Where a task's time went, in milliseconds."""
+
+    queued_ms: float = 0.0
+    run_ms: float = 0.0
+    total_ms: float = 0.0
+
+
+class TaskResult(Message):
+    """The one final result of a task."""
+
+    task_id: str
+    status: ResultStatus
+    capability: str = ""
+    output: Any = None
+    error: ErrorInfo | None = None
+    agent_id: str | None = None
+    attempts: int = 0
+    timings: Timings = Field(default_factory=Timings)
+    cached: bool = False
+    finished_at: float = Field(default_factory=now)
+
+
+class RunRequest(Message):
+    """A router asks one agent to run one attempt of a task."""
+
+    task: Task
+    attempt: int = Field(ge=1)
+
+
+class RunReply(Message):
+    """An agent's successful answer to a RunRequest (failures travel as service errors)."""
+
+    output: Any = None
+    cached: bool = False
+    run_ms: float = 0.0
+
+
+class AgentRegistration(Message):
+    """An agent announces itself and what it can do."""
+
+    agent_id: str = Field(pattern=TOKEN_PATTERN)
+    capabilities: list[str] = Field(min_length=1)
+    capacity: int = Field(ge=1, le=100_000)
+    pid: int | None = None
+    version: str = ""
+
+
+class RegisterReply(Message):
+    """The coordinator's answer to a registration: how often to heartbeat."""
+
+    agent_id: str
+    heartbeat_interval: float
+    expire_after: float
+
+
+class Heartbeat(Message):
+    """An agent's periodic liveness and load report; enough to re-register an expired agent."""
+
+    agent_id: str = Field(pattern=TOKEN_PATTERN)
+    capabilities: list[str] = Field(min_length=1)
+    capacity: int = Field(ge=1, le=100_000)
+    pid: int | None = None
+    in_flight: int = Field(ge=0)
+    completed: int = Field(default=0, ge=0)
+    failed: int = Field(default=0, ge=0)
+    draining: bool = False
+    sent_at: float = Field(default_factory=now)
+
+
+class LeaveRequest(Message):
+    """An agent leaves the swarm on purpose (graceful shutdown)."""
+
+    agent_id: str = Field(pattern=TOKEN_PATTERN)
+
+
+class Empty(Message):
+    """A request that carries nothing."""
+
+
+class Ack(Message):
+    """A plain positive answer to a request that returns nothing else."""
+
+    ok: bool = True
+
+
+AgentState = Literal["up", "draining"]
+
+
+class AgentRecord(Message):
+    """One live agent in the registry (KV bucket `hub_agents`)."""
+
+    agent_id: str
+    capabilities: list[str]
+    capacity: int
+    in_flight: int = 0
+    completed: int = 0
+    failed: int = 0
+    state: AgentState = "up"
+    registered_at: float = Field(default_factory=now)
+    last_seen: float = Field(default_factory=now)
+    pid: int | None = None
+
+
+class SwarmEvent(Message):
+    """A membership change: agent_up, agent_down, leader."""
+
+    kind: Literal["agent_up", "agent_down", "leader"]
+    agent_id: str
+    reason: str = ""
+    at: float = Field(default_factory=now)
+
+
+class StatusRequest(Message):
+    """Ask for the state of one task by id."""
+
+    task_id: str = Field(pattern=TOKEN_PATTERN)
+
+
+class StatusReply(Message):
+    """A task's state: done (with its result) or unknown (pending or never seen)."""
+
+    task_id: str
+    state: Literal["done", "unknown"]
+    result: TaskResult | None = None
+
+
+class CacheKey(Message):
+    """Address of one cache entry."""
+
+    namespace: str = Field(default="default", pattern=TOKEN_PATTERN)
+    key: str = Field(min_length=1, max_length=1024)
+
+
+class CacheSet(Message):
+    """Store `value` under namespace/key for `ttl` seconds (None = the service default)."""
+
+    namespace: str = Field(default="default", pattern=TOKEN_PATTERN)
+    key: str = Field(min_length=1, max_length=1024)
+    value: Any = None
+    ttl: float | None = Field(default=None, gt=0)
+
+
+class CacheGetReply(Message):
+    """Answer to a cache get."""
+
+    hit: bool
+    value: Any = None
+
+
+class CacheDelReply(Message):
+    """Answer to a cache delete."""
+
+    deleted: bool
+
+
+class CacheInvalidation(Message):
+    """Broadcast when an entry changes, so L1 near-caches drop it."""
+
+    namespace: str
+    key: str
+    origin: str = ""
+
+
+class CacheStats(Message):
+    """Counters of a cache instance."""
+
+    entries: int
+    bytes: int
+    hits: int
+    misses: int
+    sets: int
+    deletes: int
+    evictions: int
+    expirations: int
+    max_entries: int
+    max_bytes: int
+
+
+class DeadLetter(Message):
+    """A task the hub gave up on, kept with its original body for inspection and replay."""
+
+    task_id: str | None
+    capability: str
+    subject: str
+    error: ErrorInfo
+    attempts: int = 0
+    body: bytes = b""
+    first_seen: float | None = None
+    dead_at: float = Field(default_factory=now)

@@ -1,0 +1,105 @@
+"""Every NATS subject, stream, consumer and bucket name SwarmHub uses, built in one place."""
+
+from __future__ import annotations
+
+import re
+
+PREFIX = "hub"
+
+TASK_STREAM = "HUB_TASKS"
+DEAD_STREAM = "HUB_DEAD"
+ROUTER_CONSUMER = "task-router"
+RESULTS_BUCKET = "hub_results"
+AGENTS_BUCKET = "hub_agents"
+
+TASK_SUBMIT_ALL = f"{PREFIX}.task.submit.>"
+TASK_RESULT_ALL = f"{PREFIX}.task.result.>"
+TASK_DEAD_ALL = f"{PREFIX}.task.dead.>"
+TASK_STATUS = f"{PREFIX}.task.status"
+
+SWARM_REGISTER = f"{PREFIX}.swarm.register"
+SWARM_LEAVE = f"{PREFIX}.swarm.leave"
+SWARM_HEARTBEAT_ALL = f"{PREFIX}.swarm.heartbeat.*"
+SWARM_EVENT_ALL = f"{PREFIX}.swarm.event.>"
+SWARM_JOB_SUBMIT = f"{PREFIX}.swarm.job.submit"
+SWARM_JOB_STATUS = f"{PREFIX}.swarm.job.status"
+
+CACHE_GET = f"{PREFIX}.cache.get"
+CACHE_SET = f"{PREFIX}.cache.set"
+CACHE_DEL = f"{PREFIX}.cache.del"
+CACHE_STATS = f"{PREFIX}.cache.stats"
+CACHE_INVAL_ALL = f"{PREFIX}.cache.inval.>"
+
+SRV_PREFIX = "$SRV"
+
+# Subject templates, used as span names so that ids never leak into trace names.
+TEMPLATES = {
+    "submit": f"{PREFIX}.task.submit.{{capability}}",
+    "result": f"{PREFIX}.task.result.{{task_id}}",
+    "dead": f"{PREFIX}.task.dead.{{capability}}",
+    "run": f"{PREFIX}.agent.{{agent_id}}.run",
+    "heartbeat": f"{PREFIX}.swarm.heartbeat.{{agent_id}}",
+    "event": f"{PREFIX}.swarm.event.{{kind}}",
+    "inval": f"{PREFIX}.cache.inval.{{namespace}}",
+}
+
+_TOKEN = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
+def check_token(value: str, what: str) -> str:
+    """Return value if it is a valid single subject token, else raise ValueError naming it."""
+    if not _TOKEN.match(value):
+        raise ValueError(
+            f"Invalid {what} {value!r}. A {what} must contain only A-Z, a-z, 0-9, - and _."
+        )
+    return value
+
+
+def task_submit(capability: str) -> str:
+    """Subject a task for `capability` is published to (captured by the task stream)."""
+    return f"{PREFIX}.task.submit.{check_token(capability, 'capability')}"
+
+
+def task_result(task_id: str) -> str:
+    """Subject the final result event of one task is published on."""
+    return f"{PREFIX}.task.result.{check_token(task_id, 'task id')}"
+
+
+def task_dead(capability: str) -> str:
+    """Subject a dead-lettered task is recorded on (captured by the dead-letter stream)."""
+    token = capability if _TOKEN.match(capability) else "_invalid"
+    return f"{PREFIX}.task.dead.{token}"
+
+
+def agent_run(agent_id: str) -> str:
+    """Subject one agent serves task execution requests on."""
+    return f"{PREFIX}.agent.{check_token(agent_id, 'agent id')}.run"
+
+
+def swarm_heartbeat(agent_id: str) -> str:
+    """Subject an agent publishes its heartbeats on."""
+    return f"{PREFIX}.swarm.heartbeat.{check_token(agent_id, 'agent id')}"
+
+
+def swarm_event(kind: str) -> str:
+    """Subject a swarm membership event of `kind` is published on."""
+    return f"{PREFIX}.swarm.event.{check_token(kind, 'event kind')}"
+
+
+def cache_inval(namespace: str) -> str:
+    """Subject invalidations of one cache namespace are broadcast on."""
+    return f"{PREFIX}.cache.inval.{check_token(namespace, 'namespace')}"
+
+
+def capability_of(subject: str) -> str:
+    """Return the capability token of a task submit subject."""
+    return subject.rsplit(".", 1)[-1]
+
+
+def srv_subjects(verb: str, name: str, instance_id: str) -> list[str]:
+    """The three ADR-32 discovery subjects one service instance answers for `verb`."""
+    return [
+        f"{SRV_PREFIX}.{verb}",
+        f"{SRV_PREFIX}.{verb}.{name}",
+        f"{SRV_PREFIX}.{verb}.{name}.{instance_id}",
+    ]

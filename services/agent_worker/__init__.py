@@ -1,0 +1,1 @@
+"""agent-worker: hosts capability handlers and runs tasks dispatched by the task-router."""

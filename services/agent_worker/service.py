@@ -1,0 +1,194 @@
+"""The agent-worker service: registers, heartbeats its load, runs capability handlers."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from typing import Any, ClassVar
+
+from swarmhub import metrics, subjects
+from swarmhub.capabilities import CapabilityRegistry, builtins
+from swarmhub.config import WorkerSettings
+from swarmhub.errors import ErrorCode, NonRetryableError, ServiceError
+from swarmhub.runtime import Service
+from swarmhub.schemas import (
+    Ack,
+    AgentRegistration,
+    Heartbeat,
+    LeaveRequest,
+    RegisterReply,
+    RunReply,
+    RunRequest,
+    new_id,
+)
+
+
+class AgentWorker(Service):
+    """Runs up to `concurrency` attempts at once on `hub.agent.<agent_id>.run`."""
+
+    name: ClassVar[str] = "agent-worker"
+    description: ClassVar[str] = "Runs capability handlers for dispatched tasks."
+
+    def __init__(
+        self,
+        settings: WorkerSettings | None = None,
+        registry: CapabilityRegistry | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.settings = settings or WorkerSettings()
+        registry = registry or builtins
+        if self.settings.capabilities:
+            registry = registry.subset(
+                [c.strip() for c in self.settings.capabilities.split(",") if c.strip()]
+            )
+        self.registry = registry
+        self.agent_id = self.settings.agent_id or f"agent-{new_id()[:12]}"
+        self.identity.metadata.update(
+            {"agent_id": self.agent_id, "capabilities": ",".join(registry.names())}
+        )
+        self.log = self.log.bind(agent_id=self.agent_id)
+        self.in_flight = 0
+        self.completed = 0
+        self.failed = 0
+        self.draining = False
+        self.heartbeat_interval = self.settings.heartbeat_interval
+        self.add_endpoint(
+            "run",
+            subjects.agent_run(self.agent_id),
+            RunRequest,
+            self.run_task,
+            concurrency=self.settings.concurrency,
+            template=subjects.TEMPLATES["run"],
+        )
+        metrics.WORKER_CAPACITY.set(self.settings.concurrency)
+
+    async def setup(self) -> None:
+        """Register with the coordinator (in the background, retried) and start heartbeats."""
+        self.spawn_loop(self._heartbeat_loop(), "heartbeat")
+
+    def stats_data(self) -> dict[str, Any]:
+        """Load figures shown in $SRV.STATS."""
+        return {
+            "agent_id": self.agent_id,
+            "in_flight": self.in_flight,
+            "capacity": self.settings.concurrency,
+            "completed": self.completed,
+            "failed": self.failed,
+            "draining": self.draining,
+        }
+
+    async def run_task(self, request: RunRequest) -> RunReply:
+        """Run one attempt of a task with its per-attempt timeout."""
+        task = request.task
+        capability = self.registry.get(task.capability)
+        if capability is None:
+            raise ServiceError(
+                ErrorCode.UNKNOWN_CAPABILITY,
+                f"Agent {self.agent_id} has no capability {task.capability!r}; "
+                f"it offers {self.registry.names()}.",
+                retryable=True,
+            )
+        self.in_flight += 1
+        metrics.WORKER_IN_FLIGHT.inc()
+        started = time.perf_counter()
+        status = "succeeded"
+        try:
+            output = await asyncio.wait_for(
+                capability.handler(dict(task.payload)), timeout=task.attempt_timeout
+            )
+            return RunReply(output=output, run_ms=(time.perf_counter() - started) * 1000)
+        except TimeoutError:
+            status = "timed_out"
+            raise ServiceError(
+                ErrorCode.TIMEOUT,
+                f"Capability {task.capability!r} ran past its attempt timeout "
+                f"of {task.attempt_timeout} s.",
+                retryable=True,
+            ) from None
+        except NonRetryableError as exc:
+            status = "failed"
+            raise ServiceError(ErrorCode.HANDLER_ERROR, str(exc), retryable=False) from None
+        except ServiceError:
+            status = "failed"
+            raise
+        except Exception as exc:
+            status = "failed"
+            raise ServiceError(
+                ErrorCode.HANDLER_ERROR, f"{type(exc).__name__}: {exc}", retryable=True
+            ) from None
+        finally:
+            self.in_flight -= 1
+            metrics.WORKER_IN_FLIGHT.dec()
+            metrics.WORKER_TASKS.labels(task.capability, status).inc()
+            if status == "succeeded":
+                self.completed += 1
+            else:
+                self.failed += 1
+            self.log.debug(
+                "attempt_done",
+                task_id=task.id,
+                capability=task.capability,
+                attempt=request.attempt,
+                status=status,
+                ms=round((time.perf_counter() - started) * 1000, 1),
+            )
+
+    async def _register(self) -> bool:
+        registration = AgentRegistration(
+            agent_id=self.agent_id,
+            capabilities=self.registry.names(),
+            capacity=self.settings.concurrency,
+            pid=os.getpid(),
+        )
+        try:
+            reply = await self.bus.request(
+                subjects.SWARM_REGISTER, registration, RegisterReply, timeout=2.0
+            )
+        except ServiceError as exc:
+            self.log.warning("register_failed", code=exc.code.value, reason=exc.message)
+            return False
+        self.heartbeat_interval = reply.heartbeat_interval
+        self.log.info("registered", capabilities=registration.capabilities)
+        return True
+
+    async def _heartbeat_loop(self) -> None:
+        registered = False
+        while not self.stopping.is_set():
+            if not registered:
+                registered = await self._register()
+            else:
+                beat = Heartbeat(
+                    agent_id=self.agent_id,
+                    capabilities=self.registry.names(),
+                    capacity=self.settings.concurrency,
+                    pid=os.getpid(),
+                    in_flight=self.in_flight,
+                    completed=self.completed,
+                    failed=self.failed,
+                    draining=self.draining,
+                )
+                try:
+                    await self.bus.publish(
+                        subjects.swarm_heartbeat(self.agent_id),
+                        beat,
+                        template=subjects.TEMPLATES["heartbeat"],
+                    )
+                except Exception as exc:
+                    self.log.warning("heartbeat_failed", reason=str(exc))
+            try:
+                await asyncio.wait_for(self.stopping.wait(), timeout=self.heartbeat_interval)
+            except TimeoutError:
+                pass
+
+    async def begin_shutdown(self) -> None:
+        """Leave the swarm first so routers stop sending, then finish what is in flight."""
+        self.draining = True
+        try:
+            await self.bus.request(
+                subjects.SWARM_LEAVE, LeaveRequest(agent_id=self.agent_id), Ack, timeout=1.0
+            )
+            self.log.info("left_swarm", in_flight=self.in_flight)
+        except ServiceError as exc:
+            self.log.warning("leave_failed", reason=exc.message)

@@ -1,0 +1,1 @@
+"""cache: a bounded, TTL'd key-value cache served over request/reply."""

@@ -1,0 +1,1 @@
+"""swarm-coordinator: agent membership, heartbeats, liveness and the registry KV bucket."""

@@ -1,0 +1,168 @@
+"""The swarm-coordinator: keeps the agent registry (KV `hub_agents`) true to the heartbeats."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any, ClassVar
+
+from nats.js.kv import KeyValue
+from swarmhub import codec, metrics, provision, subjects
+from swarmhub.config import CoordinatorSettings, RouterSettings
+from swarmhub.errors import ErrorCode, ServiceError
+from swarmhub.runtime import Service
+from swarmhub.schemas import (
+    Ack,
+    AgentRecord,
+    AgentRegistration,
+    Heartbeat,
+    LeaveRequest,
+    RegisterReply,
+    SwarmEvent,
+)
+
+
+class SwarmCoordinator(Service):
+    """Accepts registrations and heartbeats; expires agents that stop beating."""
+
+    name: ClassVar[str] = "swarm-coordinator"
+    description: ClassVar[str] = "Agent membership, liveness and registry."
+
+    def __init__(self, settings: CoordinatorSettings | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.settings = settings or CoordinatorSettings()
+        self.agents: dict[str, AgentRecord] = {}
+        self._kv: KeyValue | None = None
+        self.add_endpoint("register", subjects.SWARM_REGISTER, AgentRegistration, self.register)
+        self.add_endpoint("leave", subjects.SWARM_LEAVE, LeaveRequest, self.leave)
+        self.add_endpoint(
+            "heartbeat",
+            subjects.SWARM_HEARTBEAT_ALL,
+            Heartbeat,
+            self.heartbeat,
+            template=subjects.TEMPLATES["heartbeat"],
+        )
+
+    @property
+    def kv(self) -> KeyValue:
+        """The registry bucket."""
+        assert self._kv is not None, "setup() has not run"
+        return self._kv
+
+    async def setup(self) -> None:
+        """Provision storage, reload the registry, start the expiry sweeper."""
+        await provision.ensure_all(
+            self.bus.js,
+            results_ttl=RouterSettings().results_ttl,
+            replicas=self.settings.replicas,
+        )
+        self._kv = await provision.ensure_kv(self.bus.js, subjects.AGENTS_BUCKET, ttl=None)
+        await self._reload()
+        self.spawn_loop(self._sweep_loop(), "sweeper")
+
+    async def _reload(self) -> None:
+        """Adopt agents already in the registry, giving each a fresh grace period."""
+        try:
+            keys = await self.kv.keys()
+        except Exception:
+            keys = []
+        for key in keys:
+            try:
+                entry = await self.kv.get(key)
+                record = codec.decode(entry.value or b"", AgentRecord)
+            except Exception:
+                continue
+            self.agents[key] = record.model_copy(update={"last_seen": time.time()})
+        metrics.AGENTS_ALIVE.set(len(self.agents))
+        if self.agents:
+            self.log.info("registry_reloaded", agents=len(self.agents))
+
+    def stats_data(self) -> dict[str, Any]:
+        """Membership figures shown in $SRV.STATS."""
+        return {"agents": len(self.agents)}
+
+    async def _store(self, record: AgentRecord, *, new: bool) -> None:
+        self.agents[record.agent_id] = record
+        await self.kv.put(record.agent_id, codec.encode(record))
+        metrics.AGENTS_ALIVE.set(len(self.agents))
+        if new:
+            self.log.info("agent_up", agent_id=record.agent_id, capabilities=record.capabilities)
+            await self._event("agent_up", record.agent_id)
+
+    async def _event(self, kind: str, agent_id: str, reason: str = "") -> None:
+        await self.bus.publish(
+            subjects.swarm_event(kind),
+            SwarmEvent(kind=kind, agent_id=agent_id, reason=reason),  # type: ignore[arg-type]
+            template=subjects.TEMPLATES["event"],
+        )
+
+    async def register(self, reg: AgentRegistration) -> RegisterReply:
+        """Add or refresh an agent."""
+        old = self.agents.get(reg.agent_id)
+        record = AgentRecord(
+            agent_id=reg.agent_id,
+            capabilities=reg.capabilities,
+            capacity=reg.capacity,
+            pid=reg.pid,
+            registered_at=old.registered_at if old else time.time(),
+        )
+        await self._store(record, new=old is None)
+        return RegisterReply(
+            agent_id=reg.agent_id,
+            heartbeat_interval=self.settings.heartbeat_interval,
+            expire_after=self.settings.expire_after,
+        )
+
+    async def heartbeat(self, beat: Heartbeat) -> None:
+        """Refresh liveness; write the registry only when something routers care about changed."""
+        old = self.agents.get(beat.agent_id)
+        state = "draining" if beat.draining else "up"
+        record = AgentRecord(
+            agent_id=beat.agent_id,
+            capabilities=beat.capabilities,
+            capacity=beat.capacity,
+            in_flight=beat.in_flight,
+            completed=beat.completed,
+            failed=beat.failed,
+            state=state,
+            pid=beat.pid,
+            registered_at=old.registered_at if old else time.time(),
+        )
+        if (
+            old is None
+            or old.state != record.state
+            or old.capabilities != record.capabilities
+            or old.capacity != record.capacity
+        ):
+            await self._store(record, new=old is None)
+        else:
+            self.agents[beat.agent_id] = record
+
+    async def leave(self, req: LeaveRequest) -> Ack:
+        """Remove an agent that is shutting down on purpose."""
+        if req.agent_id not in self.agents:
+            raise ServiceError(ErrorCode.NOT_FOUND, f"Agent {req.agent_id} is not registered.")
+        await self._remove(req.agent_id, "left")
+        return Ack()
+
+    async def _remove(self, agent_id: str, reason: str) -> None:
+        self.agents.pop(agent_id, None)
+        metrics.AGENTS_ALIVE.set(len(self.agents))
+        try:
+            await self.kv.delete(agent_id)
+        except Exception as exc:
+            self.log.warning("registry_delete_failed", agent_id=agent_id, reason=str(exc))
+        self.log.info("agent_down", agent_id=agent_id, reason=reason)
+        await self._event("agent_down", agent_id, reason)
+
+    async def _sweep_loop(self) -> None:
+        interval = min(self.settings.heartbeat_interval, self.settings.expire_after / 3)
+        while not self.stopping.is_set():
+            cutoff = time.time() - self.settings.expire_after
+            for agent_id, record in list(self.agents.items()):
+                if record.last_seen < cutoff:
+                    await self._remove(agent_id, "missed heartbeats")
+            try:
+                await asyncio.wait_for(self.stopping.wait(), timeout=interval)
+            except TimeoutError:
+                pass

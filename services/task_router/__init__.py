@@ -1,0 +1,1 @@
+"""task-router: consumes the task stream, dispatches to live agents, records one final result."""

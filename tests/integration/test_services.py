@@ -1,0 +1,199 @@
+"""The four services as real processes on a real nats-server: the whole task path."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import msgpack
+import pytest
+from swarmhub import codec, subjects
+from swarmhub.bus import HDR_MSG_ID
+from swarmhub.client import SwarmClient
+from swarmhub.embedded import ClusterConfig, LocalCluster
+from swarmhub.errors import ErrorCode, ServiceError
+from swarmhub.schemas import (
+    CacheInvalidation,
+    DeadLetter,
+    ResultStatus,
+    StatusReply,
+    StatusRequest,
+    Task,
+)
+
+from tests.conftest import wait_for_agents, wait_until
+
+
+@pytest.fixture(scope="module")
+def services(nats_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+    cluster = LocalCluster(
+        ClusterConfig(
+            data_dir=tmp_path_factory.mktemp("services"),
+            nats_url=nats_url,
+            workers=2,
+            worker_concurrency=4,
+            extra_env={"SWARMHUB_NO_AGENT_WAIT": "1.5", "SWARMHUB_RETRY_BACKOFF": "0.01"},
+        ),
+        on_event=lambda text: None,
+    ).start()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+async def client(services: LocalCluster) -> AsyncIterator[SwarmClient]:
+    await wait_for_agents(services.url, 2)
+    async with await SwarmClient.connect(services.url) as c:
+        yield c
+
+
+async def test_echo_task_returns_its_payload(client: SwarmClient) -> None:
+    result = await client.run(Task(capability="echo", payload={"text": "hi"}), timeout=20)
+    assert result.status is ResultStatus.SUCCEEDED
+    assert result.output == {"text": "hi"}
+    assert result.attempts == 1
+    assert result.agent_id and result.agent_id.startswith("agent-")
+    assert result.timings.total_ms >= result.timings.run_ms
+
+
+async def test_duplicate_submission_is_deduplicated(client: SwarmClient) -> None:
+    task = Task(capability="sleep", payload={"ms": 50})
+    first = await client.bus.js_publish(subjects.task_submit("sleep"), task, msg_id=task.id)
+    second = await client.bus.js_publish(subjects.task_submit("sleep"), task, msg_id=task.id)
+    assert not first.duplicate
+    assert second.duplicate
+    result = await client.wait(task.id, timeout=20)
+    assert result.status is ResultStatus.SUCCEEDED
+
+
+async def _dead_letters(client: SwarmClient, task_id: str) -> list[DeadLetter]:
+    sub = await client.bus.js.subscribe(subjects.TASK_DEAD_ALL, ordered_consumer=True)
+    letters = []
+    try:
+        while True:
+            try:
+                msg = await sub.next_msg(timeout=0.5)
+            except Exception:
+                break
+            letter = codec.decode(msg.data, DeadLetter)
+            if letter.task_id == task_id:
+                letters.append(letter)
+    finally:
+        await sub.unsubscribe()
+    return letters
+
+
+async def test_malformed_task_is_dead_lettered_with_a_result(client: SwarmClient) -> None:
+    task_id = "malformed-1"
+    await client.bus.js.publish(
+        subjects.task_submit("echo"), b"\xc1 definitely not msgpack", headers={HDR_MSG_ID: task_id}
+    )
+    result = await client.wait(task_id, timeout=20)
+    assert result.status is ResultStatus.DEAD_LETTERED
+    assert result.error is not None and result.error.code is ErrorCode.INVALID_TASK
+    assert "not valid msgpack" in result.error.message
+    letters = await _dead_letters(client, task_id)
+    assert len(letters) == 1
+    assert letters[0].body == b"\xc1 definitely not msgpack"
+
+
+async def test_schema_invalid_task_names_the_field(client: SwarmClient) -> None:
+    task_id = "invalid-field-1"
+    body = msgpack.packb({"id": task_id, "capability": "echo", "max_attempts": 0})
+    await client.bus.js.publish(subjects.task_submit("echo"), body, headers={HDR_MSG_ID: task_id})
+    result = await client.wait(task_id, timeout=20)
+    assert result.status is ResultStatus.DEAD_LETTERED
+    assert result.error is not None and "field 'max_attempts'" in result.error.message
+    # Bad input does not block good work.
+    ok = await client.run(Task(capability="echo", payload={"after": "bad"}), timeout=20)
+    assert ok.status is ResultStatus.SUCCEEDED
+
+
+async def test_unknown_capability_ends_with_a_clear_error(client: SwarmClient) -> None:
+    result = await client.run(Task(capability="translate"), timeout=20)
+    assert result.status is ResultStatus.DEAD_LETTERED
+    assert result.error is not None and result.error.code is ErrorCode.NO_AGENT
+    assert "translate" in result.error.message
+
+
+async def test_failures_retry_then_stop(client: SwarmClient) -> None:
+    retried = await client.run(Task(capability="fail", payload={"message": "nope"}), timeout=20)
+    assert retried.status is ResultStatus.FAILED
+    assert retried.attempts == 3
+    assert retried.error is not None and "nope" in retried.error.message
+    final = await client.run(Task(capability="fail", payload={"retryable": False}), timeout=20)
+    assert final.status is ResultStatus.FAILED
+    assert final.attempts == 1
+
+
+async def test_status_endpoint_reports_done_and_unknown(client: SwarmClient) -> None:
+    result = await client.run(Task(capability="echo"), timeout=20)
+    done = await client.bus.request(
+        subjects.TASK_STATUS, StatusRequest(task_id=result.task_id), StatusReply
+    )
+    assert done.state == "done" and done.result == result
+    unknown = await client.bus.request(
+        subjects.TASK_STATUS, StatusRequest(task_id="never-submitted"), StatusReply
+    )
+    assert unknown.state == "unknown"
+
+
+async def test_cache_get_set_delete_and_invalidation(client: SwarmClient) -> None:
+    seen: list[CacheInvalidation] = []
+
+    async def on_inval(msg: object) -> None:
+        seen.append(codec.decode(msg.data, CacheInvalidation))  # type: ignore[attr-defined]
+
+    sub = await client.bus.nc.subscribe(subjects.cache_inval("it"), cb=on_inval)
+    assert await client.cache_get("k", namespace="it") == (False, None)
+    await client.cache_set("k", {"v": 1}, namespace="it", ttl=30)
+    assert await client.cache_get("k", namespace="it") == (True, {"v": 1})
+    assert await client.cache_delete("k", namespace="it") is True
+    assert await client.cache_get("k", namespace="it") == (False, None)
+    await wait_until(lambda: _true(len(seen) == 2), 5, "two invalidations")
+    await sub.unsubscribe()
+    stats = await client.cache_stats()
+    assert stats.hits >= 1 and stats.misses >= 2 and stats.sets >= 1
+
+
+async def test_cache_rejects_oversize_values_by_name(client: SwarmClient) -> None:
+    with pytest.raises(ServiceError) as info:
+        await client.cache_set("big", "x" * (2 * 1024 * 1024))
+    assert info.value.code is ErrorCode.TOO_LARGE
+
+
+def _cli(url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    exe = Path(sys.executable).parent / "swarmhub"
+    return subprocess.run(
+        [str(exe), *args, "--url", url], capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+async def test_cli_submit_result_status(services: LocalCluster, client: SwarmClient) -> None:
+    out = _cli(services.url, "submit", "echo", "--payload", '{"text": "hi"}', "--wait")
+    assert out.returncode == 0, out.stderr
+    assert '{"text": "hi"}' in out.stdout
+    out = _cli(services.url, "submit", "cpu", "--payload", '{"rounds": 1000}', "--wait", "--json")
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)
+    assert result["status"] == "succeeded" and len(result["output"]["digest"]) == 64
+    again = _cli(services.url, "result", result["task_id"], "--json")
+    assert json.loads(again.stdout)["task_id"] == result["task_id"]
+    status = _cli(services.url, "status")
+    assert status.returncode == 0
+    assert "agents (2 alive)" in status.stdout
+    for name in ("task-router", "agent-worker", "swarm-coordinator", "cache"):
+        assert name in status.stdout
+    bad = _cli(services.url, "submit", "echo", "--payload", "[1]")
+    assert bad.returncode == 2 and "JSON object" in bad.stderr
+    missing = _cli(services.url, "result", "no-such-task")
+    assert missing.returncode == 3 and "no result stored" in missing.stderr
+
+
+async def _true(value: bool) -> bool:
+    return value

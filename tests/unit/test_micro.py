@@ -1,0 +1,41 @@
+"""ADR-32 response shapes, without a server."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from swarmhub.micro import EndpointStats, MicroResponder, ServiceIdentity
+
+
+def responder() -> tuple[MicroResponder, EndpointStats]:
+    ep = EndpointStats("get", "hub.cache.get", "q")
+    ident = ServiceIdentity("cache", "0.1.0", "a cache")
+    extra: dict[str, Any] = {"entries": 3}
+    return MicroResponder(None, ident, lambda: [ep], lambda: extra), ep  # type: ignore[arg-type]
+
+
+def test_ping_info_stats_types_and_identity() -> None:
+    micro, _ = responder()
+    ping, info, stats = micro.ping(), micro.info(), micro.stats()
+    assert ping["type"] == "io.nats.micro.v1.ping_response"
+    assert info["type"] == "io.nats.micro.v1.info_response"
+    assert stats["type"] == "io.nats.micro.v1.stats_response"
+    assert ping["id"] == info["id"] == stats["id"]
+    assert len(ping["id"]) == 22
+    assert info["endpoints"] == [
+        {"name": "get", "subject": "hub.cache.get", "queue_group": "q", "metadata": None}
+    ]
+    assert stats["started"].endswith("Z")
+    assert stats["data"] == {"entries": 3}
+
+
+def test_endpoint_stats_average_in_nanoseconds() -> None:
+    micro, ep = responder()
+    ep.record(1000, None)
+    ep.record(3000, "500:boom")
+    (row,) = micro.stats()["endpoints"]
+    assert row["num_requests"] == 2
+    assert row["num_errors"] == 1
+    assert row["last_error"] == "500:boom"
+    assert row["processing_time"] == 4000
+    assert row["average_processing_time"] == 2000
