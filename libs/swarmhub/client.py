@@ -25,6 +25,8 @@ from swarmhub.schemas import (
     CacheSet,
     CacheStats,
     Empty,
+    SwarmJob,
+    SwarmJobResult,
     Task,
     TaskResult,
 )
@@ -168,6 +170,12 @@ class SwarmClient:
         await asyncio.sleep(wait)
         await sub.unsubscribe()
         return sorted(answers, key=lambda a: (a.get("name", ""), a.get("id", "")))
+
+    async def run_job(self, job: SwarmJob) -> SwarmJobResult:
+        """Fan a job out across live agents through the coordinator and return the reduction."""
+        return await self.bus.request(
+            subjects.SWARM_JOB_SUBMIT, job, SwarmJobResult, timeout=job.timeout + 2.0
+        )
 
     # -- cache ------------------------------------------------------------------------------
 

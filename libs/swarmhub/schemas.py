@@ -250,6 +250,28 @@ class CacheStats(Message):
     max_bytes: int
 
 
+class SwarmJob(Message):
+    """One job fanned out to many agents, results gathered and reduced."""
+
+    id: str = Field(default_factory=new_id, pattern=TOKEN_PATTERN)
+    capability: str = Field(pattern=TOKEN_PATTERN)
+    payload: dict[str, Any] = Field(default_factory=dict)
+    fan_out: int = Field(default=0, ge=0, le=10_000, description="0 = every live agent.")
+    reduce: Literal["list", "count", "first"] = "list"
+    timeout: float = Field(default=30.0, gt=0, le=3600)
+
+
+class SwarmJobResult(Message):
+    """The gathered outcome of a swarm job."""
+
+    job_id: str
+    status: Literal["succeeded", "partial", "failed"]
+    results: list[Any] = Field(default_factory=list)
+    errors: list[ErrorInfo] = Field(default_factory=list)
+    agents: list[str] = Field(default_factory=list)
+    elapsed_ms: float = 0.0
+
+
 class DeadLetter(Message):
     """A task the hub gave up on, kept with its original body for inspection and replay."""
 

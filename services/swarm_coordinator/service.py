@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
+import random
 import time
 from typing import Any, ClassVar
 
@@ -15,10 +17,16 @@ from swarmhub.schemas import (
     Ack,
     AgentRecord,
     AgentRegistration,
+    ErrorInfo,
     Heartbeat,
     LeaveRequest,
     RegisterReply,
+    RunReply,
+    RunRequest,
     SwarmEvent,
+    SwarmJob,
+    SwarmJobResult,
+    Task,
 )
 
 
@@ -35,6 +43,7 @@ class SwarmCoordinator(Service):
         self._kv: KeyValue | None = None
         self.add_endpoint("register", subjects.SWARM_REGISTER, AgentRegistration, self.register)
         self.add_endpoint("leave", subjects.SWARM_LEAVE, LeaveRequest, self.leave)
+        self.add_endpoint("job", subjects.SWARM_JOB_SUBMIT, SwarmJob, self.run_job)
         self.add_endpoint(
             "heartbeat",
             subjects.SWARM_HEARTBEAT_ALL,
@@ -166,3 +175,55 @@ class SwarmCoordinator(Service):
                 await asyncio.wait_for(self.stopping.wait(), timeout=interval)
             except TimeoutError:
                 pass
+
+    async def run_job(self, job: SwarmJob) -> SwarmJobResult:
+        """Fan one job out to live agents with the capability, gather and reduce the answers."""
+        live = [
+            a for a in self.agents.values() if job.capability in a.capabilities and a.state == "up"
+        ]
+        if not live:
+            raise ServiceError(
+                ErrorCode.NO_AGENT, f"No live agent offers capability {job.capability!r}."
+            )
+        random.shuffle(live)
+        count = job.fan_out or len(live)
+        chosen = list(itertools.islice(itertools.cycle(live), count))
+        started = time.perf_counter()
+
+        async def one(index: int, agent_id: str) -> RunReply:
+            task = Task(id=f"{job.id}-{index}", capability=job.capability, payload=job.payload)
+            return await self.bus.request(
+                subjects.agent_run(agent_id),
+                RunRequest(task=task, attempt=1),
+                RunReply,
+                timeout=job.timeout,
+                template=subjects.TEMPLATES["run"],
+            )
+
+        replies = await asyncio.gather(
+            *(one(i, a.agent_id) for i, a in enumerate(chosen)), return_exceptions=True
+        )
+        outputs = [r.output for r in replies if isinstance(r, RunReply)]
+        errors = [
+            ErrorInfo(code=r.code, message=r.message, retryable=r.retryable)
+            if isinstance(r, ServiceError)
+            else ErrorInfo(code=ErrorCode.INTERNAL, message=type(r).__name__)
+            for r in replies
+            if not isinstance(r, RunReply)
+        ]
+        reduced: list[Any]
+        if job.reduce == "count":
+            reduced = [len(outputs)]
+        elif job.reduce == "first":
+            reduced = outputs[:1]
+        else:
+            reduced = outputs
+        status = "succeeded" if not errors else ("partial" if outputs else "failed")
+        return SwarmJobResult(
+            job_id=job.id,
+            status=status,
+            results=reduced,
+            errors=errors,
+            agents=[a.agent_id for a in chosen],
+            elapsed_ms=(time.perf_counter() - started) * 1000,
+        )

@@ -21,6 +21,7 @@ from swarmhub.schemas import (
     ResultStatus,
     StatusReply,
     StatusRequest,
+    SwarmJob,
     Task,
 )
 
@@ -197,3 +198,15 @@ async def test_cli_submit_result_status(services: LocalCluster, client: SwarmCli
 
 async def _true(value: bool) -> bool:
     return value
+
+
+async def test_swarm_job_fans_out_to_every_live_agent(client: SwarmClient) -> None:
+    result = await client.run_job(SwarmJob(capability="echo", payload={"n": 1}))
+    assert result.status == "succeeded"
+    assert sorted(result.agents) == sorted(a.agent_id for a in await client.agents())
+    assert result.results == [{"n": 1}] * len(result.agents)
+    counted = await client.run_job(SwarmJob(capability="cpu", fan_out=5, reduce="count"))
+    assert counted.results == [5]
+    with pytest.raises(ServiceError) as info:
+        await client.run_job(SwarmJob(capability="nobody-has-this"))
+    assert info.value.code is ErrorCode.NO_AGENT
