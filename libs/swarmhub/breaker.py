@@ -26,6 +26,7 @@ __all__ = [
     "Clock",
     "Listener",
     "Permit",
+    "telemetry_listener",
 ]
 
 P = ParamSpec("P")
@@ -563,3 +564,15 @@ class BreakerRegistry:
 
     def __len__(self) -> int:
         return len(self._breakers)
+
+
+def telemetry_listener(name: str, old: CircuitState, new: CircuitState) -> None:
+    """Make a state change a metric and a span event (the breaker already logs it)."""
+    from opentelemetry import trace
+
+    from swarmhub import metrics
+
+    metrics.BREAKER_STATE.labels(name).set(new.value)
+    trace.get_current_span().add_event(
+        "circuit_state_changed", {"breaker": name, "from": old.name, "to": new.name}
+    )

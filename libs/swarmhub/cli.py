@@ -154,13 +154,31 @@ async def _status(args: argparse.Namespace) -> int:
             )
         )
         return 0
+    live = {
+        st.get("data", {}).get("agent_id"): st.get("data", {})
+        for st in stats.values()
+        if st.get("name") == "agent-worker"
+    }
     print(f"agents ({len(agents)} alive)")
     print(f"  {'AGENT':<20} {'STATE':<9} {'IN-FLIGHT':>9} {'CAPACITY':>8}  CAPABILITIES")
     for a in agents:
+        in_flight = live.get(a.agent_id, {}).get("in_flight", a.in_flight)
         print(
-            f"  {a.agent_id:<20} {a.state:<9} {a.in_flight:>9} {a.capacity:>8}  "
+            f"  {a.agent_id:<20} {a.state:<9} {in_flight:>9} {a.capacity:>8}  "
             f"{','.join(a.capabilities)}"
         )
+    breakers = [
+        (st["name"], b)
+        for st in stats.values()
+        for b in st.get("data", {}).get("breakers", {}).values()
+    ]
+    if breakers:
+        print(f"circuit breakers ({len(breakers)})")
+        for owner, b in sorted(breakers, key=lambda x: (x[0], x[1]["name"])):
+            print(
+                f"  {owner:<18} {b['name']:<32} {b['state']:<9} "
+                f"failure_rate={b['failure_rate']:.0f}% calls={b['calls']}"
+            )
     print(f"services ({len(infos)} answering $SRV.INFO)")
     print(f"  {'NAME':<18} {'ID':<24} {'VERSION':<8} {'REQUESTS':>8} {'ERRORS':>6}  ENDPOINTS")
     for info in infos:

@@ -51,7 +51,10 @@ class WorkerSettings(_Env):
     concurrency: int = Field(default=16, ge=1, le=10_000)
     capabilities: str | None = Field(default=None, description="Comma list; None = all built-ins.")
     heartbeat_interval: float = Field(default=1.0, gt=0)
-    cache_timeout: float = Field(default=0.5, gt=0)
+    memoize: bool = Field(default=True, description="Cache results of deterministic capabilities.")
+    cache_timeout: float = Field(default=0.25, gt=0)
+    cache_breaker_wait: float = Field(default=2.0, gt=0)
+    memo_ttl: float = Field(default=600.0, gt=0)
 
 
 class RouterSettings(_Env):
@@ -65,6 +68,11 @@ class RouterSettings(_Env):
     retry_backoff: float = Field(default=0.1, gt=0)
     retry_backoff_max: float = Field(default=5.0, gt=0)
     replicas: int = Field(default=1, ge=1, le=5)
+    breaker_window: int = Field(default=20, ge=1)
+    breaker_min_calls: int = Field(default=5, ge=1)
+    breaker_failure_rate: float = Field(default=50.0, gt=0, le=100)
+    breaker_wait: float = Field(default=5.0, gt=0)
+    breaker_half_open_calls: int = Field(default=2, ge=1)
 
 
 class CoordinatorSettings(_Env):

@@ -69,6 +69,11 @@ class Task(Message):
     max_attempts: int = Field(default=3, ge=1, le=20)
     affinity: str | None = Field(default=None, max_length=256)
     created_at: float = Field(default_factory=now)
+    # Retry state travels with the task, so routers stay stateless.
+    attempt: int = Field(default=0, ge=0, description="Attempts already made.")
+    last_error: ErrorInfo | None = None
+    not_before: float | None = Field(default=None, description="Epoch seconds of the next try.")
+    tried_agents: list[str] = Field(default_factory=list, max_length=32)
 
 
 class Timings(Message):

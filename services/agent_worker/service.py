@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import time
 from typing import Any, ClassVar
 
-from swarmhub import metrics, subjects
+from swarmhub import codec, metrics, subjects
+from swarmhub.cache_client import CacheClient
 from swarmhub.capabilities import CapabilityRegistry, builtins
 from swarmhub.config import WorkerSettings
 from swarmhub.errors import ErrorCode, NonRetryableError, ServiceError
@@ -22,6 +24,8 @@ from swarmhub.schemas import (
     RunRequest,
     new_id,
 )
+
+MEMO_NAMESPACE = "memo"
 
 
 class AgentWorker(Service):
@@ -53,6 +57,8 @@ class AgentWorker(Service):
         self.completed = 0
         self.failed = 0
         self.draining = False
+        self.memo_hits = 0
+        self._background: set[asyncio.Task[bool]] = set()
         self.heartbeat_interval = self.settings.heartbeat_interval
         self.add_endpoint(
             "run",
@@ -65,8 +71,19 @@ class AgentWorker(Service):
         metrics.WORKER_CAPACITY.set(self.settings.concurrency)
 
     async def setup(self) -> None:
-        """Register with the coordinator (in the background, retried) and start heartbeats."""
+        """Start the cache client, then register (in the background, retried) and heartbeat."""
+        self.cache = CacheClient(
+            self.bus,
+            timeout=self.settings.cache_timeout,
+            breaker_wait=self.settings.cache_breaker_wait,
+            name=f"cache@{self.agent_id}",
+        )
+        await self.cache.start()
         self.spawn_loop(self._heartbeat_loop(), "heartbeat")
+
+    async def teardown(self) -> None:
+        """Stop the cache client's invalidation listener."""
+        await self.cache.stop()
 
     def stats_data(self) -> dict[str, Any]:
         """Load figures shown in $SRV.STATS."""
@@ -77,6 +94,8 @@ class AgentWorker(Service):
             "completed": self.completed,
             "failed": self.failed,
             "draining": self.draining,
+            "breakers": {self.cache.breaker.name: self.cache.breaker.snapshot()},
+            "memo": {"hits": self.memo_hits, "bypassed": self.cache.bypassed},
         }
 
     async def run_task(self, request: RunRequest) -> RunReply:
@@ -94,10 +113,19 @@ class AgentWorker(Service):
         metrics.WORKER_IN_FLIGHT.inc()
         started = time.perf_counter()
         status = "succeeded"
+        memo_key = self._memo_key(task.capability, task.payload, capability.deterministic)
         try:
+            if memo_key is not None:
+                hit, value = await self.cache.get(MEMO_NAMESPACE, memo_key)
+                if hit:
+                    self.memo_hits += 1
+                    ms = (time.perf_counter() - started) * 1000
+                    return RunReply(output=value, cached=True, run_ms=ms)
             output = await asyncio.wait_for(
                 capability.handler(dict(task.payload)), timeout=task.attempt_timeout
             )
+            if memo_key is not None:
+                self._remember(memo_key, output)
             return RunReply(output=output, run_ms=(time.perf_counter() - started) * 1000)
         except TimeoutError:
             status = "timed_out"
@@ -134,6 +162,21 @@ class AgentWorker(Service):
                 status=status,
                 ms=round((time.perf_counter() - started) * 1000, 1),
             )
+
+    def _memo_key(
+        self, capability: str, payload: dict[str, Any], deterministic: bool
+    ) -> str | None:
+        if not (deterministic and self.settings.memoize):
+            return None
+        return hashlib.sha256(capability.encode() + b"\0" + codec.pack(payload)).hexdigest()
+
+    def _remember(self, key: str, output: Any) -> None:
+        """Store a memoized output without making the caller wait for the cache."""
+        task = asyncio.create_task(
+            self.cache.set(MEMO_NAMESPACE, key, output, self.settings.memo_ttl)
+        )
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     async def _register(self) -> bool:
         registration = AgentRegistration(

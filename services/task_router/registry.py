@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import random
+from collections.abc import Callable
 
 from swarmhub.schemas import AgentRecord
 
@@ -37,7 +38,11 @@ class AgentView:
         return any(capability in a.capabilities and a.state == "up" for a in self.agents.values())
 
     def pick(
-        self, capability: str, exclude: set[str], affinity: str | None = None
+        self,
+        capability: str,
+        exclude: set[str],
+        affinity: str | None = None,
+        allowed: Callable[[str], bool] | None = None,
     ) -> AgentRecord | None:
         """A live agent with `capability` and a free slot, preferring those not in `exclude`."""
         candidates = [
@@ -46,6 +51,7 @@ class AgentView:
             if capability in a.capabilities
             and a.state == "up"
             and self.in_flight.get(a.agent_id, 0) < a.capacity
+            and (allowed is None or allowed(a.agent_id))
         ]
         fresh = [a for a in candidates if a.agent_id not in exclude]
         pool = fresh or candidates

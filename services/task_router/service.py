@@ -16,6 +16,13 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 from swarmhub import codec, metrics, provision, subjects
+from swarmhub.breaker import (
+    BreakerConfig,
+    BreakerRegistry,
+    CircuitOpenError,
+    CircuitState,
+    telemetry_listener,
+)
 from swarmhub.bus import HDR_MSG_ID, make_headers
 from swarmhub.config import RouterSettings
 from swarmhub.errors import ErrorCode, ServiceError
@@ -38,6 +45,10 @@ from swarmhub.schemas import (
 from task_router.registry import AgentView
 
 _TOKEN = re.compile(TOKEN_PATTERN)
+# Errors that say the agent, not the task, is unwell: these count against its breaker.
+AGENT_FAULTS = frozenset(
+    {ErrorCode.TIMEOUT, ErrorCode.UNAVAILABLE, ErrorCode.INTERNAL, ErrorCode.BUSY}
+)
 FETCH_BATCH = 64
 
 
@@ -55,6 +66,18 @@ class TaskRouter(Service):
         super().__init__(**kwargs)
         self.settings = settings or RouterSettings()
         self.view = AgentView()
+        self.breakers = BreakerRegistry(
+            BreakerConfig(
+                window_type="count",
+                window_size=self.settings.breaker_window,
+                minimum_calls=min(self.settings.breaker_min_calls, self.settings.breaker_window),
+                failure_rate_threshold=self.settings.breaker_failure_rate,
+                slow_call_duration_threshold=3600.0,
+                wait_in_open=self.settings.breaker_wait,
+                permitted_calls_in_half_open=self.settings.breaker_half_open_calls,
+            ),
+            listeners=[telemetry_listener],
+        )
         self.slots = asyncio.Semaphore(self.settings.router_concurrency)
         self.held: dict[int, Msg] = {}
         self.dispatches: dict[str, set[asyncio.Task[RunReply]]] = {}
@@ -110,6 +133,7 @@ class TaskRouter(Service):
             "in_flight": len(self.held),
             "agents": len(self.view.agents),
             "p95_ms": p95,
+            "breakers": self.breakers.snapshot(),
         }
 
     # -- registry ---------------------------------------------------------------------------
@@ -149,6 +173,7 @@ class TaskRouter(Service):
 
     async def _agent_gone(self, agent_id: str) -> None:
         await self.view.remove(agent_id)
+        self.breakers.remove(agent_id)
         for dispatch in list(self.dispatches.get(agent_id, ())):
             dispatch.cancel()
 
@@ -244,7 +269,10 @@ class TaskRouter(Service):
             await self._finish(msg, self._result(task, ResultStatus.DEAD_LETTERED, error=error))
             return
         result = await self._run(task, msg)
-        await self._finish(msg, result)
+        if result is None:
+            await msg.ack()  # the next attempt is in the stream now
+        else:
+            await self._finish(msg, result)
 
     # -- attempts ---------------------------------------------------------------------------
 
@@ -262,23 +290,35 @@ class TaskRouter(Service):
             **fields,
         )
 
-    async def _run(self, task: Task, msg: Msg) -> TaskResult:
-        tried: set[str] = set()
-        attempts = 0
-        first_dispatch: float | None = None
+    async def _run(self, task: Task, msg: Msg) -> TaskResult | None:
+        """One attempt of `task`; returns its final result, or None when a retry was queued."""
+        if task.not_before is not None and task.not_before > time.time():
+            await self._sleep_until(task.not_before, task.deadline)
+        tried = set(task.tried_agents)
+        rejected: set[str] = set()
         waiting_since: float | None = None
-        last: ServiceError | None = None
         while True:
             if task.deadline is not None and time.time() >= task.deadline:
+                last = task.last_error
                 error = ErrorInfo(
                     code=ErrorCode.DEADLINE_EXCEEDED,
                     message="Task missed its deadline"
-                    + (f" after {attempts} attempts; last error: {last.message}" if last else "")
+                    + (
+                        f" after {task.attempt} attempts; last error: {last.message}"
+                        if last
+                        else ""
+                    )
                     + ".",
                 )
-                await self._dead_letter(msg, task.id, task.capability, error, attempts)
-                return self._result(task, ResultStatus.TIMED_OUT, error=error, attempts=attempts)
-            agent = self.view.pick(task.capability, tried, task.affinity)
+                await self._dead_letter(msg, task.id, task.capability, error, task.attempt)
+                return self._result(
+                    task, ResultStatus.TIMED_OUT, error=error, attempts=task.attempt
+                )
+            agent = self.view.pick(
+                task.capability, tried, task.affinity, allowed=self._breaker_allows
+            )
+            if agent is not None and agent.agent_id in rejected:
+                agent = None
             if agent is None:
                 if not self.view.has_capability(task.capability):
                     waiting_since = waiting_since or time.monotonic()
@@ -288,45 +328,39 @@ class TaskRouter(Service):
                             message=f"No live agent offers capability {task.capability!r} "
                             f"(waited {self.settings.no_agent_wait:g} s).",
                         )
-                        await self._dead_letter(msg, task.id, task.capability, error, attempts)
+                        await self._dead_letter(msg, task.id, task.capability, error, task.attempt)
                         return self._result(
-                            task, ResultStatus.DEAD_LETTERED, error=error, attempts=attempts
+                            task, ResultStatus.DEAD_LETTERED, error=error, attempts=task.attempt
                         )
-                budget = 1.0
+                budget = 0.5 if rejected else 1.0
                 if task.deadline is not None:
                     budget = min(budget, task.deadline - time.time())
+                rejected.clear()
                 await self.view.wait_for_change(budget)
                 continue
             waiting_since = None
-            attempts += 1
-            first_dispatch = first_dispatch or time.time()
+            breaker = self.breakers.get(agent.agent_id)
             try:
-                reply = await self._dispatch(agent, task, attempts)
-            except ServiceError as exc:
-                last = exc
-                if not exc.retryable or attempts >= task.max_attempts:
-                    suffix = f" (after {attempts} attempts)" if attempts > 1 else ""
-                    error = ErrorInfo(
-                        code=exc.code, message=exc.message + suffix, retryable=exc.retryable
-                    )
-                    if exc.retryable:
-                        await self._dead_letter(msg, task.id, task.capability, error, attempts)
-                    status = (
-                        ResultStatus.TIMED_OUT
-                        if exc.code is ErrorCode.TIMEOUT
-                        else ResultStatus.FAILED
-                    )
-                    return self._result(
-                        task, status, error=error, attempts=attempts, agent_id=agent.agent_id
-                    )
-                tried.add(agent.agent_id)
-                metrics.TASK_RETRIES.labels(task.capability).inc()
-                backoff = min(
-                    self.settings.retry_backoff_max,
-                    self.settings.retry_backoff * 2 ** (attempts - 1),
-                ) * random.uniform(0.5, 1.5)
-                await asyncio.sleep(backoff)
+                permit = breaker.acquire_permission()
+            except CircuitOpenError:
+                rejected.add(agent.agent_id)
                 continue
+            attempt = task.attempt + 1
+            dispatched = time.time()
+            started = time.perf_counter()
+            try:
+                reply = await self._dispatch(agent, task, attempt)
+            except ServiceError as exc:
+                elapsed = time.perf_counter() - started
+                if exc.code in AGENT_FAULTS:
+                    breaker.on_error(elapsed, exc, permit=permit)
+                else:
+                    breaker.on_success(elapsed, permit=permit)
+                return await self._after_failure(task, msg, agent.agent_id, attempt, exc)
+            except BaseException:
+                breaker.release_permission(permit)
+                raise
+            breaker.on_success(time.perf_counter() - started, permit=permit)
             finished = time.time()
             return self._result(
                 task,
@@ -334,13 +368,63 @@ class TaskRouter(Service):
                 output=reply.output,
                 cached=reply.cached,
                 agent_id=agent.agent_id,
-                attempts=attempts,
+                attempts=attempt,
                 timings=Timings(
-                    queued_ms=(first_dispatch - task.created_at) * 1000,
+                    queued_ms=(dispatched - task.created_at) * 1000,
                     run_ms=reply.run_ms,
                     total_ms=(finished - task.created_at) * 1000,
                 ),
             )
+
+    async def _after_failure(
+        self, task: Task, msg: Msg, agent_id: str, attempt: int, exc: ServiceError
+    ) -> TaskResult | None:
+        """Final result for a hopeless failure, else queue the next attempt in the stream."""
+        error = ErrorInfo(code=exc.code, message=exc.message, retryable=exc.retryable)
+        if not exc.retryable or attempt >= task.max_attempts:
+            if attempt > 1:
+                error = error.model_copy(
+                    update={"message": f"{exc.message} (after {attempt} attempts)"}
+                )
+            if exc.retryable:
+                await self._dead_letter(msg, task.id, task.capability, error, attempt)
+            status = (
+                ResultStatus.TIMED_OUT if exc.code is ErrorCode.TIMEOUT else ResultStatus.FAILED
+            )
+            return self._result(task, status, error=error, attempts=attempt, agent_id=agent_id)
+        backoff = min(
+            self.settings.retry_backoff_max, self.settings.retry_backoff * 2 ** (attempt - 1)
+        ) * random.uniform(0.5, 1.5)
+        retry = task.model_copy(
+            update={
+                "attempt": attempt,
+                "last_error": error,
+                "not_before": time.time() + backoff,
+                "tried_agents": [*task.tried_agents, agent_id][-16:],
+            }
+        )
+        # The retry is a new stream message (its own dedupe id); the original is acked after.
+        await self.bus.js_publish(
+            subjects.task_submit(task.capability),
+            retry,
+            msg_id=f"{task.id}.a{attempt}",
+            template=subjects.TEMPLATES["submit"],
+        )
+        metrics.TASK_RETRIES.labels(task.capability).inc()
+        self.log.debug("retry_queued", task_id=task.id, attempt=attempt, code=exc.code.value)
+        return None
+
+    async def _sleep_until(self, when: float, deadline: float | None) -> None:
+        """Wait for a retry's backoff; the keepalive loop keeps the message ours meanwhile."""
+        target = min(when, deadline) if deadline is not None else when
+        delay = target - time.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+
+    def _breaker_allows(self, agent_id: str) -> bool:
+        return agent_id not in self.breakers or (
+            self.breakers.get(agent_id).state is not CircuitState.OPEN
+        )
 
     async def _dispatch(self, agent: AgentRecord, task: Task, attempt: int) -> RunReply:
         timeout = task.attempt_timeout + 1.0
