@@ -77,6 +77,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     status = with_url(sub.add_parser("status", help="list live agents and services"))
     status.add_argument("--json", action="store_true")
+
+    dead = sub.add_parser("dead", help="inspect and replay dead letters")
+    dead_sub = dead.add_subparsers(dest="dead_command", required=True)
+    dead_list = with_url(dead_sub.add_parser("list", help="list dead letters"))
+    dead_list.add_argument("--json", action="store_true")
+    dead_list.add_argument("--limit", type=int, default=1000)
+    replay = with_url(dead_sub.add_parser("replay", help="resubmit dead letters"))
+    which = replay.add_mutually_exclusive_group(required=True)
+    which.add_argument("task_id", nargs="?", help="task id (or stream sequence) to replay")
+    which.add_argument("--all", action="store_true", help="replay every dead letter")
     return parser
 
 
@@ -194,6 +204,46 @@ async def _status(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _dead(args: argparse.Namespace) -> int:
+    from swarmhub.client import SwarmClient
+
+    async with await SwarmClient.connect(args.url) as client:
+        letters = await client.dead_letters(limit=getattr(args, "limit", 100_000))
+        if args.dead_command == "list":
+            if args.json:
+                rows = [
+                    {"seq": seq, **letter.model_dump(mode="json", exclude={"body"})}
+                    for seq, letter in letters
+                ]
+                print(json.dumps(rows, sort_keys=True))
+                return 0
+            print(f"dead letters ({len(letters)})")
+            for seq, letter in letters:
+                print(
+                    f"  {seq:>6} {letter.task_id or '-':<34} {letter.capability:<12} "
+                    f"attempts={letter.attempts} {letter.error.code.value}: {letter.error.message}"
+                )
+            return 0
+        chosen = [
+            (seq, letter)
+            for seq, letter in letters
+            if args.all or args.task_id in (letter.task_id, str(seq))
+        ]
+        if not chosen:
+            print(f"error: no dead letter matches {args.task_id!r}", file=sys.stderr)
+            return 3
+        failures = 0
+        for seq, letter in chosen:
+            try:
+                task = await client.replay(seq, letter)
+            except ServiceError as exc:
+                failures += 1
+                print(f"error: {exc.message}", file=sys.stderr)
+                continue
+            print(f"replayed {letter.task_id} as {task.id}")
+        return 1 if failures else 0
+
+
 def _up(args: argparse.Namespace) -> int:
     from swarmhub.embedded import ClusterConfig, LocalCluster
     from swarmhub.status import StatusLine
@@ -249,7 +299,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "up":
             return _up(args)
-        handler = {"submit": _submit, "result": _result, "status": _status}[args.command]
+        handler = {"submit": _submit, "result": _result, "status": _status, "dead": _dead}[
+            args.command
+        ]
         return asyncio.run(handler(args))
     except ServiceError as exc:
         print(f"error: {exc.code.value}: {exc.message}", file=sys.stderr)

@@ -24,6 +24,7 @@ from swarmhub.schemas import (
     CacheKey,
     CacheSet,
     CacheStats,
+    DeadLetter,
     Empty,
     SwarmJob,
     SwarmJobResult,
@@ -131,6 +132,58 @@ class SwarmClient:
         """Submit a task and wait for its result."""
         await self.submit(task)
         return await self.wait(task.id, timeout)
+
+    # -- dead letters -----------------------------------------------------------------------
+
+    async def dead_letters(self, limit: int = 1000) -> list[tuple[int, DeadLetter]]:
+        """Dead letters in stream order as (stream sequence, letter), oldest first."""
+        try:
+            info = await self.bus.js.stream_info(subjects.DEAD_STREAM)
+        except NotFoundError:
+            return []
+        letters: list[tuple[int, DeadLetter]] = []
+        seq = info.state.first_seq
+        while seq and seq <= info.state.last_seq and len(letters) < limit:
+            try:
+                raw = await self.bus.js.get_msg(subjects.DEAD_STREAM, seq=seq, next=True)
+            except NotFoundError:
+                break
+            if raw.seq is None or raw.data is None:
+                break
+            try:
+                letters.append((raw.seq, codec.decode(raw.data, DeadLetter)))
+            except ServiceError:
+                pass
+            seq = raw.seq + 1
+        return letters
+
+    async def replay(self, seq: int, letter: DeadLetter) -> Task:
+        """Resubmit a dead letter's original task under a new id, then drop the letter."""
+        try:
+            original = codec.decode(letter.body, Task)
+        except ServiceError as exc:
+            raise ServiceError(
+                ErrorCode.INVALID_TASK,
+                f"Dead letter {seq} cannot be replayed: its body is not a valid task "
+                f"({exc.message})",
+            ) from None
+        deadline = (
+            original.deadline if original.deadline and original.deadline > time.time() else None
+        )
+        task = original.model_copy(
+            update={
+                "id": f"{original.id[:100]}-replay-{seq}",
+                "attempt": 0,
+                "last_error": None,
+                "not_before": None,
+                "tried_agents": [],
+                "deadline": deadline,
+                "created_at": time.time(),
+            }
+        )
+        await self.submit(task)
+        await self.bus.js.delete_msg(subjects.DEAD_STREAM, seq)
+        return task
 
     # -- swarm ------------------------------------------------------------------------------
 

@@ -210,3 +210,30 @@ async def test_swarm_job_fans_out_to_every_live_agent(client: SwarmClient) -> No
     with pytest.raises(ServiceError) as info:
         await client.run_job(SwarmJob(capability="nobody-has-this"))
     assert info.value.code is ErrorCode.NO_AGENT
+
+
+async def test_dead_letters_can_be_listed_and_replayed(
+    services: LocalCluster, client: SwarmClient
+) -> None:
+    # Given a task dead-lettered because nobody offered its capability
+    task = Task(capability="echo-later", payload={"v": 2})
+    dead = await client.run(task, timeout=20)
+    assert dead.status is ResultStatus.DEAD_LETTERED
+    listed = _cli(services.url, "dead", "list", "--json")
+    assert listed.returncode == 0, listed.stderr
+    rows = [r for r in json.loads(listed.stdout) if r["task_id"] == task.id]
+    assert len(rows) == 1 and rows[0]["error"]["code"] == "no_agent"
+    # When it is replayed
+    out = _cli(services.url, "dead", "replay", task.id)
+    assert out.returncode == 0, out.stderr
+    new_id = out.stdout.split()[-1]
+    assert new_id == f"{task.id}-replay-{rows[0]['seq']}"
+    # Then it runs again under the new id (and dead-letters again: still no agent), and the
+    # replayed letter left the dead-letter stream while the original result stays as it was.
+    again = await client.wait(new_id, timeout=20)
+    assert again.status is ResultStatus.DEAD_LETTERED
+    assert (await client.result(task.id)) == dead
+    seqs = [seq for seq, letter in await client.dead_letters() if letter.task_id == task.id]
+    assert rows[0]["seq"] not in seqs
+    missing = _cli(services.url, "dead", "replay", "no-such-id")
+    assert missing.returncode == 3
