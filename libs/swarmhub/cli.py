@@ -60,6 +60,13 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--workers", type=int, default=2, help="agent-workers to run")
     up.add_argument("--routers", type=int, default=1, help="task-routers to run")
     up.add_argument("--concurrency", type=int, default=16, help="tasks per worker at once")
+    up.add_argument("--coordinators", type=int, default=1, help="1 leader + standbys")
+    up.add_argument(
+        "--cluster", type=int, default=1, choices=[1, 3], help="nats-server nodes (3 = R3 streams)"
+    )
+    up.add_argument(
+        "--sync-always", action="store_true", help="fsync every JetStream write (slower, safer)"
+    )
 
     submit = with_url(sub.add_parser("submit", help="submit one task"))
     submit.add_argument("capability")
@@ -258,6 +265,9 @@ def _up(args: argparse.Namespace) -> int:
             workers=args.workers,
             routers=args.routers,
             worker_concurrency=args.concurrency,
+            coordinators=args.coordinators,
+            nats_nodes=args.cluster,
+            sync_always=args.sync_always,
         ),
         on_event=event,
     )

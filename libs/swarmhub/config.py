@@ -81,6 +81,7 @@ class CoordinatorSettings(_Env):
     heartbeat_interval: float = Field(default=1.0, gt=0)
     expire_after: float = Field(default=3.5, gt=0)
     replicas: int = Field(default=1, ge=1, le=5)
+    lease_ttl: float = Field(default=3.0, ge=1.0, description="Leader lease; standbys wait it out.")
 
 
 class CacheSettings(_Env):

@@ -268,6 +268,68 @@ class Supervisor:
                 stop_process(child.proc, timeout)
 
 
+def nats_nodes(config: ClusterConfig) -> list[NatsServer]:
+    """The nats-server processes of a local cluster (not started)."""
+    base = config.data_dir / "nats"
+    if config.nats_nodes == 1:
+        return [NatsServer(base, port=config.port, sync_always=config.sync_always)]
+    cluster_ports = [free_port() for _ in range(config.nats_nodes)]
+    client_ports = [
+        config.port + i if config.port else free_port() for i in range(config.nats_nodes)
+    ]
+    routes = [f"nats-route://127.0.0.1:{p}" for p in cluster_ports]
+    return [
+        NatsServer(
+            base / f"n{i + 1}",
+            port=client_ports[i],
+            name=f"nats-{i + 1}",
+            cluster_port=cluster_ports[i],
+            routes=[r for j, r in enumerate(routes) if j != i],
+            sync_always=config.sync_always,
+        )
+        for i in range(config.nats_nodes)
+    ]
+
+
+def start_nodes(nodes: list[NatsServer], timeout: float = 30.0) -> None:
+    """Start nodes together (a cluster needs its peers to elect a JetStream leader)."""
+    threads = [threading.Thread(target=n.start, kwargs={"timeout": timeout}) for n in nodes]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    down = [n.name for n in nodes if n.proc is None or n.proc.poll() is not None]
+    if down:
+        raise RuntimeError(f"nats-server nodes failed to start: {down}")
+    wait_jetstream(",".join(n.url for n in nodes), timeout)
+
+
+def wait_jetstream(url: str, timeout: float = 30.0) -> None:
+    """Block until JetStream answers (a cluster first elects its meta leader)."""
+    import asyncio
+
+    import nats
+
+    async def probe() -> None:
+        deadline = time.monotonic() + timeout
+        nc = await nats.connect(servers=url.split(","), connect_timeout=2)
+        try:
+            while True:
+                try:
+                    await nc.jetstream(timeout=1).account_info()
+                    return
+                except Exception as exc:
+                    if time.monotonic() > deadline:
+                        raise TimeoutError(
+                            f"JetStream at {url} not ready after {timeout:g} s"
+                        ) from exc
+                    await asyncio.sleep(0.2)
+        finally:
+            await nc.close()
+
+    asyncio.run(probe())
+
+
 @dataclass
 class ClusterConfig:
     """Shape of a local cluster."""
@@ -277,6 +339,9 @@ class ClusterConfig:
     workers: int = 2
     routers: int = 1
     worker_concurrency: int = 16
+    coordinators: int = 1  # one leader, the rest standbys
+    nats_nodes: int = 1  # 3 = a JetStream cluster with R3 streams
+    sync_always: bool = False  # fsync every write (survives power loss of all nodes)
     extra_env: dict[str, str] = field(default_factory=dict)
     nats_url: str | None = None  # use this server instead of starting one
 
@@ -289,17 +354,19 @@ class LocalCluster:
     def __init__(self, config: ClusterConfig, on_event: Callable[[str], None] = print) -> None:
         self.config = config
         self.on_event = on_event
-        self.nats = NatsServer(config.data_dir / "nats", port=config.port)
+        self.nodes = nats_nodes(config)
+        self.nats = self.nodes[0]
         self.supervisor = Supervisor(config.data_dir / "logs", on_event)
 
     @property
     def url(self) -> str:
-        """Client URL of the cluster."""
-        return self.config.nats_url or self.nats.url
+        """Client URL(s) of the cluster, comma-separated."""
+        return self.config.nats_url or ",".join(n.url for n in self.nodes)
 
     def _spec(self, name: str, module: str, **env: str) -> ChildSpec:
         base = {
             "SWARMHUB_NATS_URL": self.url,
+            "SWARMHUB_REPLICAS": str(min(3, self.config.nats_nodes)),
             "PYTHONUNBUFFERED": "1",
             **self.config.extra_env,
             **env,
@@ -309,11 +376,14 @@ class LocalCluster:
     def start(self) -> LocalCluster:
         """Start everything; returns once NATS is ready (services connect on their own)."""
         if self.config.nats_url is None:
-            self.nats.start()
-            assert self.nats.proc is not None
-            self.on_event(f"nats-server ready at {self.url} (pid {self.nats.proc.pid})")
+            start_nodes(self.nodes)
+            for node in self.nodes:
+                assert node.proc is not None
+                self.on_event(f"nats-server {node.name} ready at {node.url} (pid {node.proc.pid})")
         add = self.supervisor.add
-        add(self._spec("swarm-coordinator", "swarm_coordinator"))
+        for i in range(self.config.coordinators):
+            suffix = "" if i == 0 else f"-{i + 1}"
+            add(self._spec(f"swarm-coordinator{suffix}", "swarm_coordinator"))
         add(self._spec("cache", "cache_service"))
         for i in range(self.config.workers):
             add(
@@ -330,12 +400,14 @@ class LocalCluster:
     def pids(self) -> dict[str, int]:
         """PIDs of nats-server and every service."""
         pids = self.supervisor.pids()
-        if self.nats.proc and self.nats.proc.poll() is None:
-            pids["nats-server"] = self.nats.proc.pid
+        for node in self.nodes:
+            if node.proc and node.proc.poll() is None:
+                pids[node.name] = node.proc.pid
         return pids
 
     def stop(self) -> None:
         """Stop services in reverse order, then nats-server."""
         self.supervisor.stop()
         if self.config.nats_url is None:
-            self.nats.stop()
+            for node in reversed(self.nodes):
+                node.stop()

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+
+from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
 from nats.js.api import (
     DiscardPolicy,
@@ -10,7 +13,7 @@ from nats.js.api import (
     StorageType,
     StreamConfig,
 )
-from nats.js.errors import BadRequestError, NotFoundError
+from nats.js.errors import BadRequestError, NotFoundError, ServiceUnavailableError
 from nats.js.kv import KeyValue
 
 from swarmhub import subjects
@@ -82,9 +85,24 @@ async def ensure_kv(
 
 
 async def ensure_all(
-    js: JetStreamContext, *, results_ttl: float = 24 * 3600.0, replicas: int = 1
+    js: JetStreamContext,
+    *,
+    results_ttl: float = 24 * 3600.0,
+    replicas: int = 1,
+    attempts: int = 10,
 ) -> None:
-    """Provision every stream and bucket."""
+    """Provision every stream and bucket, retrying while a cluster is still electing leaders."""
+    for attempt in range(1, attempts + 1):
+        try:
+            await _ensure_all(js, results_ttl=results_ttl, replicas=replicas)
+            return
+        except (NatsTimeoutError, ServiceUnavailableError):
+            if attempt == attempts:
+                raise
+            await asyncio.sleep(min(2.0, 0.2 * attempt))
+
+
+async def _ensure_all(js: JetStreamContext, *, results_ttl: float, replicas: int) -> None:
     await ensure_stream(js, task_stream_config(replicas))
     await ensure_stream(js, dead_stream_config(replicas))
     await ensure_kv(js, subjects.RESULTS_BUCKET, ttl=results_ttl, replicas=replicas)

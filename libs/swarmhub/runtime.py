@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from opentelemetry import trace
@@ -157,11 +158,7 @@ class Service:
     async def start(self) -> None:
         """Connect, run setup, subscribe endpoints and answer discovery."""
         telemetry.configure_tracing(self.name, self.identity.instance_id, self.telemetry_settings)
-        nc = await connect(
-            self.bus_settings,
-            f"{self.name}-{self.identity.instance_id[:8]}",
-            on_event=self._on_conn_event,
-        )
+        nc = await self._connect_with_retry()
         self._bus = Bus(nc, self.bus_settings)
         await self.setup()
         for endpoint in self.endpoints:
@@ -181,6 +178,28 @@ class Service:
             url=self.bus_settings.nats_url,
             endpoints=[e.subject for e in self.endpoints],
         )
+
+    async def _connect_with_retry(self) -> NATS:
+        """Connect, retrying while NATS is not up yet (a service may start before its server)."""
+        delay = 0.2
+        while True:
+            try:
+                return await connect(
+                    self.bus_settings,
+                    f"{self.name}-{self.identity.instance_id[:8]}",
+                    on_event=self._on_conn_event,
+                )
+            except Exception as exc:
+                if self.stopping.is_set():
+                    raise
+                self.log.warning(
+                    "nats_connect_failed",
+                    url=self.bus_settings.nats_url,
+                    reason=str(exc),
+                    retry_in=delay,
+                )
+                await asyncio.sleep(delay)
+                delay = min(5.0, delay * 2)
 
     def _endpoint_stats(self) -> list[EndpointStats]:
         return [e.stats for e in self.endpoints]

@@ -11,6 +11,8 @@ DEAD_STREAM = "HUB_DEAD"
 ROUTER_CONSUMER = "task-router"
 RESULTS_BUCKET = "hub_results"
 AGENTS_BUCKET = "hub_agents"
+LEADER_BUCKET = "hub_leader"
+LEADER_KEY = "coordinator"
 
 TASK_SUBMIT_ALL = f"{PREFIX}.task.submit.>"
 TASK_RESULT_ALL = f"{PREFIX}.task.result.>"

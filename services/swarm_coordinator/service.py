@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import random
 import time
 from typing import Any, ClassVar
 
+from nats.js.errors import KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 from swarmhub import codec, metrics, provision, subjects
 from swarmhub.config import CoordinatorSettings, RouterSettings
@@ -44,13 +46,16 @@ class SwarmCoordinator(Service):
         self.add_endpoint("register", subjects.SWARM_REGISTER, AgentRegistration, self.register)
         self.add_endpoint("leave", subjects.SWARM_LEAVE, LeaveRequest, self.leave)
         self.add_endpoint("job", subjects.SWARM_JOB_SUBMIT, SwarmJob, self.run_job)
+        # Every coordinator sees every heartbeat (no queue group), so a standby's view is warm.
         self.add_endpoint(
             "heartbeat",
             subjects.SWARM_HEARTBEAT_ALL,
             Heartbeat,
             self.heartbeat,
+            queue_group=None,
             template=subjects.TEMPLATES["heartbeat"],
         )
+        self.leader = False
 
     @property
     def kv(self) -> KeyValue:
@@ -67,7 +72,60 @@ class SwarmCoordinator(Service):
         )
         self._kv = await provision.ensure_kv(self.bus.js, subjects.AGENTS_BUCKET, ttl=None)
         await self._reload()
+        self._lease_kv = await provision.ensure_kv(
+            self.bus.js,
+            subjects.LEADER_BUCKET,
+            ttl=self.settings.lease_ttl,
+            replicas=self.settings.replicas,
+        )
+        self.spawn_loop(self._lease_loop(), "leader-lease")
         self.spawn_loop(self._sweep_loop(), "sweeper")
+
+    async def _lease_loop(self) -> None:
+        """Hold (or wait for) the leader lease: a KV key that expires unless renewed."""
+        me = codec.pack({"id": self.identity.instance_id})
+        revision: int | None = None
+        renewed = 0.0
+        while not self.stopping.is_set():
+            try:
+                if revision is None:
+                    revision = await self._lease_kv.create(subjects.LEADER_KEY, me)
+                    await self._set_leader(True)
+                else:
+                    revision = await self._lease_kv.update(subjects.LEADER_KEY, me, last=revision)
+                renewed = time.monotonic()
+            except KeyWrongLastSequenceError:
+                revision = None
+                await self._set_leader(False)
+            except Exception as exc:
+                if self.leader and time.monotonic() - renewed > self.settings.lease_ttl:
+                    revision = None
+                    await self._set_leader(False)
+                self.log.debug("lease_renew_failed", reason=f"{type(exc).__name__}: {exc}")
+            try:
+                await asyncio.wait_for(self.stopping.wait(), timeout=self.settings.lease_ttl / 3)
+            except TimeoutError:
+                pass
+        if self.leader:
+            with contextlib.suppress(Exception):
+                await self._lease_kv.delete(subjects.LEADER_KEY)
+
+    async def _set_leader(self, leader: bool) -> None:
+        if leader == self.leader:
+            return
+        self.leader = leader
+        self.identity.metadata["leader"] = str(leader).lower()
+        if leader:
+            # A new leader gives every known agent a fresh grace period before expiring it.
+            now = time.time()
+            self.agents = {
+                k: v.model_copy(update={"last_seen": now}) for k, v in self.agents.items()
+            }
+            self.log.info("leader_acquired", agents=len(self.agents))
+            with contextlib.suppress(Exception):
+                await self._event("leader", self.identity.instance_id)
+        else:
+            self.log.warning("leader_lost")
 
     async def _reload(self) -> None:
         """Adopt agents already in the registry, giving each a fresh grace period."""
@@ -88,7 +146,7 @@ class SwarmCoordinator(Service):
 
     def stats_data(self) -> dict[str, Any]:
         """Membership figures shown in $SRV.STATS."""
-        return {"agents": len(self.agents)}
+        return {"agents": len(self.agents), "leader": self.leader}
 
     async def _store(self, record: AgentRecord, *, new: bool) -> None:
         self.agents[record.agent_id] = record
@@ -137,7 +195,7 @@ class SwarmCoordinator(Service):
             pid=beat.pid,
             registered_at=old.registered_at if old else time.time(),
         )
-        if (
+        if self.leader and (
             old is None
             or old.state != record.state
             or old.capabilities != record.capabilities
@@ -169,7 +227,7 @@ class SwarmCoordinator(Service):
         while not self.stopping.is_set():
             cutoff = time.time() - self.settings.expire_after
             for agent_id, record in list(self.agents.items()):
-                if record.last_seen < cutoff:
+                if self.leader and record.last_seen < cutoff:
                     await self._remove(agent_id, "missed heartbeats")
             try:
                 await asyncio.wait_for(self.stopping.wait(), timeout=interval)
