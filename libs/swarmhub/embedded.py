@@ -301,7 +301,8 @@ def start_nodes(nodes: list[NatsServer], timeout: float = 30.0) -> None:
     down = [n.name for n in nodes if n.proc is None or n.proc.poll() is not None]
     if down:
         raise RuntimeError(f"nats-server nodes failed to start: {down}")
-    wait_jetstream(",".join(n.url for n in nodes), timeout)
+    if len(nodes) > 1:
+        wait_jetstream(",".join(n.url for n in nodes), timeout)
 
 
 def wait_jetstream(url: str, timeout: float = 30.0) -> None:
@@ -327,7 +328,20 @@ def wait_jetstream(url: str, timeout: float = 30.0) -> None:
         finally:
             await nc.close()
 
-    asyncio.run(probe())
+    # Run on a thread of its own: callers may be inside an event loop (async tests).
+    failure: list[BaseException] = []
+
+    def runner() -> None:
+        try:
+            asyncio.run(probe())
+        except BaseException as exc:
+            failure.append(exc)
+
+    thread = threading.Thread(target=runner, name="wait-jetstream")
+    thread.start()
+    thread.join()
+    if failure:
+        raise failure[0]
 
 
 @dataclass

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
 import time
 from collections.abc import Awaitable, Callable, Coroutine
@@ -61,6 +62,7 @@ class Service:
         self.telemetry_settings = telemetry_settings or TelemetrySettings()
         self.runtime_settings = runtime_settings or RuntimeSettings()
         self.identity = ServiceIdentity(self.name, __version__, self.description)
+        self.identity.metadata["pid"] = str(os.getpid())
         self.log = telemetry.get_logger()
         self.endpoints: list[Endpoint] = []
         self.stopping = asyncio.Event()
