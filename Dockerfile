@@ -22,7 +22,7 @@ RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 
 WORKDIR /src
-# Dependencies first, pinned by the constraints file, so code edits reuse this layer.
+# Every dependency pinned by the constraints file (the same pins the tests run against).
 COPY pyproject.toml constraints.txt README.md ./
 COPY libs ./libs
 COPY services ./services

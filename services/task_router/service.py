@@ -111,7 +111,10 @@ class TaskRouter(Service):
                 ack_policy=AckPolicy.EXPLICIT,
                 deliver_policy=DeliverPolicy.ALL,
                 ack_wait=self.settings.ack_wait,
-                max_deliver=self.settings.max_deliver,
+                # JetStream never stops delivering on its own (a message past max_deliver would
+                # stay in the work queue, raising only an advisory); the router dead-letters at
+                # delivery SWARMHUB_MAX_DELIVER itself, so no message can get stuck unseen.
+                max_deliver=-1,
                 max_ack_pending=20_000,
             ),
         )
