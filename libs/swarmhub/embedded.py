@@ -129,7 +129,11 @@ class NatsServer:
                 )
             return READY_LINE in self.log_path.read_text(errors="replace")
 
-        wait_for(ready, timeout, f"nats-server on port {self.port}")
+        try:
+            wait_for(ready, timeout, f"nats-server on port {self.port}")
+        except BaseException:
+            stop_process(self.proc, 5.0)
+            raise
         return self
 
     def stop(self, timeout: float = 10.0) -> None:
@@ -389,6 +393,13 @@ class LocalCluster:
 
     def start(self) -> LocalCluster:
         """Start everything; returns once NATS is ready (services connect on their own)."""
+        try:
+            return self._start()
+        except BaseException:
+            self.stop()  # never leave half a cluster running
+            raise
+
+    def _start(self) -> LocalCluster:
         if self.config.nats_url is None:
             start_nodes(self.nodes)
             for node in self.nodes:

@@ -286,5 +286,6 @@ class DeadLetter(Message):
     error: ErrorInfo
     attempts: int = 0
     body: bytes = b""
+    body_truncated: bool = False
     first_seen: float | None = None
     dead_at: float = Field(default_factory=now)

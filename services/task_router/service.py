@@ -503,13 +503,16 @@ class TaskRouter(Service):
     ) -> None:
         """Copy the original task into the dead-letter stream before it leaves the task stream."""
         seq = msg.metadata.sequence.stream
+        # An oversize body cannot be copied whole into a message of the same size limit.
+        room = self.bus_settings.max_body_bytes // 2
         letter = DeadLetter(
             task_id=task_id,
             capability=capability,
             subject=msg.subject,
             error=error,
             attempts=attempts,
-            body=msg.data,
+            body=msg.data[:room],
+            body_truncated=len(msg.data) > room,
             first_seen=msg.metadata.timestamp.timestamp() if msg.metadata.timestamp else None,
         )
         await self.bus.js_publish(

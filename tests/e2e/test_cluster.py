@@ -143,6 +143,12 @@ async def test_sigkill_of_a_worker_loses_none_of_500_sleep_tasks(cluster: LocalC
         await wait_until(victim_busy, 30, "the victim worker to be busy", interval=0.1)
         # When one worker is SIGKILLed mid-task
         os.kill(victim_pid, signal.SIGKILL)
+
+        async def restarted() -> bool:
+            return victim.proc is not None and victim.proc.pid != victim_pid
+
+        await wait_until(restarted, 30, "the supervisor to restart the killed worker")
+        assert victim.restarts == 1
         # Then all 500 still end with exactly one (successful) result each
         results = await collector.wait_all([t.id for t in tasks], timeout=240)
         elapsed = time.perf_counter() - started

@@ -27,6 +27,8 @@ from swarmhub.schemas import (
 
 from tests.conftest import wait_for_agents, wait_until
 
+OVERSIZE_LIMIT = 256 * 1024
+
 
 @pytest.fixture(scope="module")
 def services(nats_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
@@ -36,7 +38,11 @@ def services(nats_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterato
             nats_url=nats_url,
             workers=2,
             worker_concurrency=4,
-            extra_env={"SWARMHUB_NO_AGENT_WAIT": "1.5", "SWARMHUB_RETRY_BACKOFF": "0.01"},
+            extra_env={
+                "SWARMHUB_NO_AGENT_WAIT": "1.5",
+                "SWARMHUB_RETRY_BACKOFF": "0.01",
+                "SWARMHUB_MAX_BODY_BYTES": str(OVERSIZE_LIMIT),
+            },
         ),
         on_event=lambda text: None,
     ).start()
@@ -113,6 +119,26 @@ async def test_schema_invalid_task_names_the_field(client: SwarmClient) -> None:
     # Bad input does not block good work.
     ok = await client.run(Task(capability="echo", payload={"after": "bad"}), timeout=20)
     assert ok.status is ResultStatus.SUCCEEDED
+
+
+async def test_oversize_task_is_refused_by_the_client_and_dead_lettered_by_the_router(
+    client: SwarmClient,
+) -> None:
+    big = Task(capability="echo", payload={"blob": "x" * (2 * 1024 * 1024)})
+    with pytest.raises(ServiceError) as info:
+        await client.submit(big)
+    assert info.value.code is ErrorCode.TOO_LARGE
+    # A body under NATS's limit but over the services' limit reaches the router, which says so.
+    task_id = "oversize-1"
+    body = msgpack.packb(
+        {"id": task_id, "capability": "echo", "payload": {"blob": "y" * (OVERSIZE_LIMIT + 10)}}
+    )
+    await client.bus.js.publish(subjects.task_submit("echo"), body, headers={HDR_MSG_ID: task_id})
+    result = await client.wait(task_id, timeout=20)
+    assert result.status is ResultStatus.DEAD_LETTERED
+    assert result.error is not None and "above the limit" in result.error.message
+    (letter,) = await _dead_letters(client, task_id)
+    assert letter.body_truncated and len(letter.body) <= OVERSIZE_LIMIT // 2
 
 
 async def test_unknown_capability_ends_with_a_clear_error(client: SwarmClient) -> None:
