@@ -15,6 +15,8 @@ from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind
 from swarmhub import codec, metrics, provision, subjects
 from swarmhub.breaker import (
     BreakerConfig,
@@ -23,7 +25,7 @@ from swarmhub.breaker import (
     CircuitState,
     telemetry_listener,
 )
-from swarmhub.bus import HDR_MSG_ID, make_headers
+from swarmhub.bus import HDR_MSG_ID, extract_context, make_headers, span_attributes
 from swarmhub.config import RouterSettings
 from swarmhub.errors import ErrorCode, ServiceError
 from swarmhub.runtime import Service
@@ -50,6 +52,7 @@ AGENT_FAULTS = frozenset(
     {ErrorCode.TIMEOUT, ErrorCode.UNAVAILABLE, ErrorCode.INTERNAL, ErrorCode.BUSY}
 )
 FETCH_BATCH = 64
+tracer = trace.get_tracer("swarmhub.router")
 
 
 def _error(exc: ServiceError) -> ErrorInfo:
@@ -217,8 +220,17 @@ class TaskRouter(Service):
         seq = msg.metadata.sequence.stream
         self.held[seq] = msg
         metrics.ROUTER_IN_FLIGHT.set(len(self.held))
+        template = subjects.TEMPLATES["submit"]
         try:
-            await self._process(msg)
+            with tracer.start_as_current_span(
+                f"process {template}",
+                context=extract_context(msg.headers),
+                kind=SpanKind.CONSUMER,
+                attributes=span_attributes(
+                    template, "process", (msg.headers or {}).get(HDR_MSG_ID), len(msg.data)
+                ),
+            ):
+                await self._process(msg)
         except Exception as exc:
             # Not acked: JetStream redelivers it, and the result stays idempotent by task id.
             self.log.warning("task_unfinished", seq=seq, reason=f"{type(exc).__name__}: {exc}")

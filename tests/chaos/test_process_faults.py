@@ -127,3 +127,19 @@ async def test_coordinator_sigkill_standby_takes_over(tmp_path: Path) -> None:
         )
     finally:
         cluster.stop()
+
+
+async def test_long_task_outlives_ack_wait_without_redelivery(tmp_path: Path) -> None:
+    # Given an ack wait of 2 s
+    cluster = make_cluster(tmp_path, workers=2, extra_env={"SWARMHUB_ACK_WAIT": "2"}).start()
+    try:
+        await wait_for_agents(cluster.url, 2)
+        async with await SwarmClient.connect(cluster.url) as client:
+            # When a task runs for 5 s
+            result = await client.run(Task(capability="sleep", payload={"ms": 5000}), timeout=30)
+            # Then in-progress acks kept it ours: one attempt, run once in the whole swarm
+            assert result.attempts == 1
+            stats = await client.discover("STATS", "agent-worker", wait=0.3)
+            assert sum(s["data"]["completed"] for s in stats) == 1
+    finally:
+        cluster.stop()
