@@ -31,7 +31,7 @@ def docker_engine_available() -> bool:
 def nats_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """URL of a fresh JetStream-enabled nats-server on a free loopback port."""
     if docker_engine_available():
-        from testcontainers.nats import NatsContainer
+        from testcontainers.community.nats import NatsContainer
 
         with NatsContainer(jetstream=True) as container:  # pragma: no cover - needs Docker
             yield container.nats_uri()
