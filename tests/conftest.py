@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
 import pytest
+
 from swarmhub.embedded import NatsServer
 
 REPO = Path(__file__).resolve().parent.parent

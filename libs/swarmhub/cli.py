@@ -40,6 +40,16 @@ def _payload(text: str) -> dict[str, Any]:
     return value
 
 
+def _add_load_commands(sub: Any) -> None:
+    """`swarmhub load` and `swarmhub bench` live in the load generator package (load/)."""
+    try:
+        from loadgen.cli import add_bench_parser, add_load_parser
+    except ImportError:  # installed without load/: the other commands still work
+        return
+    add_load_parser(sub)
+    add_bench_parser(sub)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
     parser = argparse.ArgumentParser(prog="swarmhub", description="SwarmHub task hub.")
@@ -84,6 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     status = with_url(sub.add_parser("status", help="list live agents and services"))
     status.add_argument("--json", action="store_true")
+
+    _add_load_commands(sub)
 
     dead = sub.add_parser("dead", help="inspect and replay dead letters")
     dead_sub = dead.add_subparsers(dest="dead_command", required=True)
@@ -309,6 +321,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "up":
             return _up(args)
+        if args.command in ("load", "bench"):
+            from loadgen.cli import run_bench, run_load
+
+            return run_load(args) if args.command == "load" else run_bench(args)
         handler = {"submit": _submit, "result": _result, "status": _status, "dead": _dead}[
             args.command
         ]

@@ -47,11 +47,16 @@ class SwarmClient:
         """Connect to `url` (default: SWARMHUB_NATS_URL, else nats://127.0.0.1:4222)."""
         settings = BusSettings(nats_url=url) if url else BusSettings()
         try:
-            nc = await connect(settings, name, reconnect=reconnect)
+            # Bounded: nats-py may wait forever for a server that never answers (nats.py#645).
+            nc = await asyncio.wait_for(
+                connect(settings, name, reconnect=reconnect),
+                timeout=settings.connect_timeout * 3,
+            )
         except Exception as exc:
+            detail = str(exc) or f"no answer within {settings.connect_timeout * 3:g} s"
             raise ServiceError(
                 ErrorCode.UNAVAILABLE,
-                f"Cannot connect to NATS at {settings.nats_url} ({type(exc).__name__}: {exc}). "
+                f"Cannot connect to NATS at {settings.nats_url} ({detail}). "
                 "Is the cluster running (`swarmhub up`)?",
             ) from None
         return cls(Bus(nc, settings))

@@ -1,8 +1,7 @@
 """Run one cache service: `python -m cache_service`."""
 
-from swarmhub.runtime import run_service
-
 from cache_service.service import CacheService
+from swarmhub.runtime import run_service
 
 if __name__ == "__main__":
     run_service(CacheService)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from cache_service.store import BoundedStore
 from swarmhub import metrics, subjects
 from swarmhub.config import CacheSettings
 from swarmhub.errors import ErrorCode, ServiceError
@@ -18,8 +19,6 @@ from swarmhub.schemas import (
     CacheStats,
     Empty,
 )
-
-from cache_service.store import BoundedStore
 
 
 class CacheService(Service):

@@ -11,6 +11,7 @@ from typing import Any, ClassVar
 
 from nats.js.errors import KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
+
 from swarmhub import codec, metrics, provision, subjects
 from swarmhub.config import CoordinatorSettings, RouterSettings
 from swarmhub.errors import ErrorCode, ServiceError
@@ -30,6 +31,8 @@ from swarmhub.schemas import (
     SwarmJobResult,
     Task,
 )
+
+PURGE_DELETES_EVERY_S = 300.0
 
 
 class SwarmCoordinator(Service):
@@ -56,6 +59,7 @@ class SwarmCoordinator(Service):
             template=subjects.TEMPLATES["heartbeat"],
         )
         self.leader = False
+        self.left: dict[str, float] = {}  # agent id -> when it left on purpose
 
     @property
     def kv(self) -> KeyValue:
@@ -165,6 +169,7 @@ class SwarmCoordinator(Service):
 
     async def register(self, reg: AgentRegistration) -> RegisterReply:
         """Add or refresh an agent."""
+        self.left.pop(reg.agent_id, None)
         old = self.agents.get(reg.agent_id)
         record = AgentRecord(
             agent_id=reg.agent_id,
@@ -182,6 +187,8 @@ class SwarmCoordinator(Service):
 
     async def heartbeat(self, beat: Heartbeat) -> None:
         """Refresh liveness; write the registry only when something routers care about changed."""
+        if beat.agent_id in self.left:
+            return  # a heartbeat that crossed its agent's leave must not bring it back
         old = self.agents.get(beat.agent_id)
         state = "draining" if beat.draining else "up"
         record = AgentRecord(
@@ -214,6 +221,8 @@ class SwarmCoordinator(Service):
 
     async def _remove(self, agent_id: str, reason: str) -> None:
         self.agents.pop(agent_id, None)
+        if reason == "left":
+            self.left[agent_id] = time.time()
         metrics.AGENTS_ALIVE.set(len(self.agents))
         try:
             await self.kv.delete(agent_id)
@@ -224,11 +233,21 @@ class SwarmCoordinator(Service):
 
     async def _sweep_loop(self) -> None:
         interval = min(self.settings.heartbeat_interval, self.settings.expire_after / 3)
+        last_purge = time.time()
         while not self.stopping.is_set():
-            cutoff = time.time() - self.settings.expire_after
+            now = time.time()
+            cutoff = now - self.settings.expire_after
             for agent_id, record in list(self.agents.items()):
                 if self.leader and record.last_seen < cutoff:
                     await self._remove(agent_id, "missed heartbeats")
+            for agent_id, when in list(self.left.items()):
+                if when < now - 10 * self.settings.expire_after:
+                    del self.left[agent_id]
+            if self.leader and now - last_purge > PURGE_DELETES_EVERY_S:
+                last_purge = now
+                with contextlib.suppress(Exception):
+                    # Delete markers of departed agents would otherwise pile up in the bucket.
+                    await self.kv.purge_deletes(olderthan=int(PURGE_DELETES_EVERY_S))
             try:
                 await asyncio.wait_for(self.stopping.wait(), timeout=interval)
             except TimeoutError:

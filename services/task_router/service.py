@@ -17,6 +17,7 @@ from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind
+
 from swarmhub import codec, metrics, provision, subjects
 from swarmhub.breaker import (
     BreakerConfig,
@@ -43,7 +44,6 @@ from swarmhub.schemas import (
     TaskResult,
     Timings,
 )
-
 from task_router.registry import AgentView
 
 _TOKEN = re.compile(TOKEN_PATTERN)

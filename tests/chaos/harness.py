@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import psutil
+
 from swarmhub.client import ResultCollector, SwarmClient
 from swarmhub.embedded import ClusterConfig, LocalCluster, free_port
 from swarmhub.errors import ServiceError

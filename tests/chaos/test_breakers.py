@@ -9,7 +9,6 @@ from typing import Any
 
 from swarmhub.client import SwarmClient
 from swarmhub.schemas import ResultStatus, Task
-
 from tests.chaos.harness import kill, make_cluster
 from tests.conftest import wait_for_agents, wait_until
 

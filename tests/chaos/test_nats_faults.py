@@ -9,7 +9,6 @@ from pathlib import Path
 from swarmhub.client import ResultCollector, SwarmClient
 from swarmhub.embedded import LocalCluster, NatsServer
 from swarmhub.schemas import Task
-
 from tests.chaos.harness import Classification, Ledger, classify, make_cluster, submit_stream
 from tests.conftest import wait_for_agents
 

@@ -12,7 +12,6 @@ from pathlib import Path
 
 from swarmhub.client import ResultCollector, SwarmClient
 from swarmhub.schemas import Task
-
 from tests.chaos.harness import Ledger, classify, kill, make_cluster, rng, submit_stream
 from tests.conftest import wait_for_agents
 

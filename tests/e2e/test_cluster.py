@@ -10,11 +10,11 @@ from collections.abc import Iterator
 
 import psutil
 import pytest
+
 from swarmhub.capabilities import cpu_digest
 from swarmhub.client import ResultCollector, SwarmClient
 from swarmhub.embedded import ClusterConfig, LocalCluster, free_port
 from swarmhub.schemas import ResultStatus, Task
-
 from tests.conftest import wait_for_agents, wait_until
 
 

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import psutil
 import pytest
+
 from swarmhub.client import SwarmClient
 from swarmhub.embedded import free_port
 from swarmhub.schemas import ResultStatus, Task
-
 from tests.conftest import REPO, wait_for_agents
 
 

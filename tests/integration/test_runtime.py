@@ -10,13 +10,13 @@ from typing import Any, ClassVar
 import msgpack
 import nats
 import pytest
+
 from swarmhub import codec
 from swarmhub.bus import HDR_ERROR, HDR_ERROR_CODE, Bus
 from swarmhub.config import BusSettings, RuntimeSettings
 from swarmhub.errors import ErrorCode, ServiceError
 from swarmhub.runtime import Service
 from swarmhub.schemas import Ack, CacheKey, ErrorInfo, Message
-
 from tests.conftest import wait_until
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import msgpack
 import pytest
+
 from swarmhub import codec, subjects
 from swarmhub.bus import HDR_MSG_ID
 from swarmhub.client import SwarmClient
@@ -24,7 +25,6 @@ from swarmhub.schemas import (
     SwarmJob,
     Task,
 )
-
 from tests.conftest import wait_for_agents, wait_until
 
 OVERSIZE_LIMIT = 256 * 1024

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from cache_service.store import BoundedStore
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from swarmhub.capabilities import CapabilityRegistry, builtins, cpu_digest
 from swarmhub.errors import NonRetryableError
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import msgpack
 import pytest
+
 from swarmhub import codec
 from swarmhub.errors import ErrorCode, ServiceError
 from swarmhub.schemas import Priority, ResultStatus, Task, TaskResult

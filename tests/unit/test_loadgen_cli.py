@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 import pytest
+
 from loadgen.__main__ import build_parser, main
 from loadgen.cli import load_config, weights
 from swarmhub.embedded import free_port
@@ -63,7 +64,10 @@ def test_bad_values_exit_with_usage_code(capsys: pytest.CaptureFixture[str]) -> 
     assert "--rate must be above 0" in capsys.readouterr().err
 
 
-def test_no_server_exits_with_error_code(capsys: pytest.CaptureFixture[str]) -> None:
+def test_no_server_exits_with_error_code(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("loadgen.connection.CONNECT_TIMEOUT", 1.0)
     url = f"nats://127.0.0.1:{free_port()}"
     code = main(["load", "--url", url, "--duration", "1", "--pids", "1", "--quiet"])
     assert code == 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 import pytest
+
 from loadgen.discovery import parse_pids, service_of, url_port
 from loadgen.resources import ResourceSampler
 
@@ -47,3 +48,18 @@ def test_sampler_skips_vanished_processes() -> None:
     sampler = ResourceSampler(lambda: {"gone": 2**22 + 12345})
     sample = sampler.sample()
     assert sample.rss_mb == {}
+
+
+def test_srv_info_pids_count_only_when_they_run_a_service_here(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import loadgen.discovery as discovery
+
+    local = {101: "task-router"}
+    monkeypatch.setattr(discovery, "_local_service", local.get)
+    infos = [
+        {"name": "task-router", "metadata": {"pid": "101"}},
+        {"name": "cache", "metadata": {"pid": "202"}},  # another host, or gone
+        {"name": "agent-worker", "metadata": None},
+    ]
+    assert discovery.from_srv_info(infos) == {"task-router:101": 101}

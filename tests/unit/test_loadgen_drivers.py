@@ -6,6 +6,7 @@ import asyncio
 import random
 
 import pytest
+
 from loadgen.drivers import DriveStats, clock, drive_closed, drive_open
 from loadgen.recorder import Recorder
 from loadgen.scenarios import Scenario, ScenarioConfig

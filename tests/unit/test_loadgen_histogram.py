@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from loadgen.histogram import HIGHEST_US, LatencyHistogram
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from loadgen.recorder import Recorder, intended_latency
 
 
@@ -66,8 +67,17 @@ def test_errors_by_code_and_throughput_over_the_window() -> None:
     assert dict(recorder.total.errors) == {"timeout": 1, "unavailable": 1}
     assert recorder.error_samples["timeout"] == "no result"
     assert recorder.window() == pytest.approx(3.0)
-    assert recorder.throughput() == pytest.approx(8 / 3.0)
+    # 10 completions from 100.01 s to 103.0 s: 9 intervals, 8 of 10 successful
+    assert recorder.throughput() == pytest.approx(9 / 2.99 * 8 / 10)
     assert recorder.ops["cache-get"].summary()["errors_by_code"] == {"unavailable": 1}
+
+
+def test_a_steady_stream_measures_exactly_its_rate() -> None:
+    recorder = Recorder(measure_start=0.0)
+    for i in range(8000):
+        due = i / 400
+        recorder.record("task", due, due, due + 0.003)
+    assert recorder.throughput() == pytest.approx(400.0)
 
 
 def test_timeseries_has_a_row_for_every_second_including_quiet_ones() -> None:

@@ -7,6 +7,7 @@ from collections import Counter
 from typing import Any
 
 import pytest
+
 from loadgen.constants import SCENARIO_NAMES
 from loadgen.scenarios import NAMES, Scenario, ScenarioConfig, build
 from loadgen.scenarios.cache import ZipfKeys

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from loadgen.schedule import (
     RateSearch,
     intended_offset,

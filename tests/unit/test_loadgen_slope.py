@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 
 import pytest
+
 from loadgen.slope import fit_line, growth_per_hour
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from loadgen.thresholds import (
     EXIT_BREACHED,
     Figures,
@@ -42,7 +43,7 @@ def test_a_healthy_run_breaches_nothing() -> None:
 @pytest.mark.parametrize(
     ("change", "name"),
     [
-        ({"throughput": 399.9}, "throughput"),
+        ({"throughput": 399.4}, "throughput"),
         ({"p95_ms": 200.1}, "p95_latency"),
         ({"p95_ms": None}, "p95_latency"),
         ({"error_pct": 1.5}, "error_rate"),
@@ -65,6 +66,11 @@ def test_limits_are_inclusive() -> None:
     assert breached(edge) == set()
 
 
+def test_throughput_is_judged_in_whole_requests_per_second() -> None:
+    assert breached(Figures(**{**HEALTHY.__dict__, "throughput": 399.6})) == set()
+    assert breached(Figures(**{**HEALTHY.__dict__, "throughput": 399.4})) == {"throughput"}
+
+
 def test_overrides_apply() -> None:
     strict = Thresholds(max_p95_ms=0.001)
     assert breached(HEALTHY, strict) == {"p95_latency"}
@@ -78,6 +84,13 @@ def test_memory_growth_is_not_judged_on_a_short_window() -> None:
     assert not verdict.breached
     assert verdict.note.startswith("not judged")
     assert breached(short, Thresholds(mem_min_window_s=5.0)) == {"memory_growth"}
+
+
+def test_memory_growth_within_its_noise_is_not_a_breach() -> None:
+    noisy = Figures(**{**HEALTHY.__dict__, "mem_growth_mb_h": 40.0, "mem_growth_stderr_mb_h": 20.0})
+    assert breached(noisy) == set()
+    steady = Figures(**{**HEALTHY.__dict__, "mem_growth_mb_h": 40.0, "mem_growth_stderr_mb_h": 5.0})
+    assert breached(steady) == {"memory_growth"}
 
 
 def test_unmeasured_resources_do_not_breach() -> None:

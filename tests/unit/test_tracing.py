@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
+
 from swarmhub.bus import HDR_CONTENT_TYPE, HDR_MSG_ID, extract_context, make_headers
 
 

@@ -1,0 +1,1 @@
+"""SwarmHub's load generator (`swarmhub load`) and benchmark suite (`swarmhub bench`)."""
