@@ -60,7 +60,15 @@ async def wait_for_agents(url: str, count: int, timeout: float = 30.0) -> None:
     from swarmhub.client import SwarmClient
     from swarmhub.errors import ServiceError
 
-    client = await SwarmClient.connect(url)
+    deadline = time.monotonic() + timeout
+    while True:  # the server may not be up yet (a cluster being installed and started)
+        try:
+            client = await SwarmClient.connect(url)
+            break
+        except ServiceError:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.5)
     try:
 
         async def ready() -> bool:
@@ -71,6 +79,7 @@ async def wait_for_agents(url: str, count: int, timeout: float = 30.0) -> None:
             routers = await client.discover("PING", "task-router", wait=0.2)
             return len(agents) >= count and bool(routers)
 
-        await wait_until(ready, timeout, f"{count} agents and a router", interval=0.2)
+        left = max(1.0, deadline - time.monotonic())
+        await wait_until(ready, left, f"{count} agents and a router", interval=0.2)
     finally:
         await client.close()
