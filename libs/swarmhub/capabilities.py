@@ -107,7 +107,13 @@ async def cpu(payload: dict[str, Any]) -> Any:
     if not 0 <= rounds <= 10_000_000:
         raise NonRetryableError("Payload field 'rounds' must be between 0 and 10000000.")
     seed = _field(payload, "seed", str, "")
-    return {"rounds": rounds, "digest": cpu_digest(rounds, seed)}
+    # Off the event loop, so heartbeats and other tasks keep flowing during long hashing.
+    digest = (
+        cpu_digest(rounds, seed)
+        if rounds <= 2000
+        else await asyncio.to_thread(cpu_digest, rounds, seed)
+    )
+    return {"rounds": rounds, "digest": digest}
 
 
 @builtins.register("fail")

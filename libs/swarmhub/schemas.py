@@ -147,9 +147,10 @@ class Heartbeat(Message):
 
 
 class LeaveRequest(Message):
-    """An agent leaves the swarm on purpose (graceful shutdown)."""
+    """An agent leaves on purpose: first to drain (final=False), then for good (final=True)."""
 
     agent_id: str = Field(pattern=TOKEN_PATTERN)
+    final: bool = False
 
 
 class Empty(Message):

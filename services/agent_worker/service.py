@@ -65,7 +65,8 @@ class AgentWorker(Service):
             subjects.agent_run(self.agent_id),
             RunRequest,
             self.run_task,
-            concurrency=self.settings.concurrency,
+            # Above capacity so that excess requests get a quick BUSY instead of waiting.
+            concurrency=self.settings.concurrency * 2 + 8,
             template=subjects.TEMPLATES["run"],
         )
         metrics.WORKER_CAPACITY.set(self.settings.concurrency)
@@ -82,7 +83,16 @@ class AgentWorker(Service):
         self.spawn_loop(self._heartbeat_loop(), "heartbeat")
 
     async def teardown(self) -> None:
-        """Stop the cache client's invalidation listener."""
+        """In-flight work is done: leave the swarm for good, stop the cache client."""
+        try:
+            await self.bus.request(
+                subjects.SWARM_LEAVE,
+                LeaveRequest(agent_id=self.agent_id, final=True),
+                Ack,
+                timeout=1.0,
+            )
+        except ServiceError as exc:
+            self.log.warning("leave_failed", reason=exc.message)  # expiry removes it instead
         await self.cache.stop()
 
     def stats_data(self) -> dict[str, Any]:
@@ -101,6 +111,14 @@ class AgentWorker(Service):
     async def run_task(self, request: RunRequest) -> RunReply:
         """Run one attempt of a task with its per-attempt timeout."""
         task = request.task
+        if self.in_flight >= self.settings.concurrency:
+            # Several routers each respect our capacity on their own; together they can exceed
+            # it. Answer at once rather than queue past the router's attempt timeout.
+            raise ServiceError(
+                ErrorCode.BUSY,
+                f"Agent {self.agent_id} is at its capacity of {self.settings.concurrency}.",
+                retryable=True,
+            )
         capability = self.registry.get(task.capability)
         if capability is None:
             raise ServiceError(
@@ -226,12 +244,12 @@ class AgentWorker(Service):
                 pass
 
     async def begin_shutdown(self) -> None:
-        """Leave the swarm first so routers stop sending, then finish what is in flight."""
+        """Drain first: routers stop choosing this agent but let its in-flight work finish."""
         self.draining = True
         try:
             await self.bus.request(
                 subjects.SWARM_LEAVE, LeaveRequest(agent_id=self.agent_id), Ack, timeout=1.0
             )
-            self.log.info("left_swarm", in_flight=self.in_flight)
+            self.log.info("draining", in_flight=self.in_flight)
         except ServiceError as exc:
             self.log.warning("leave_failed", reason=exc.message)

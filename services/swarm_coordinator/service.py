@@ -9,7 +9,7 @@ import random
 import time
 from typing import Any, ClassVar
 
-from nats.js.errors import KeyWrongLastSequenceError
+from nats.js.errors import KeyWrongLastSequenceError, NoKeysError
 from nats.js.kv import KeyValue
 
 from swarmhub import codec, metrics, provision, subjects
@@ -59,7 +59,9 @@ class SwarmCoordinator(Service):
             template=subjects.TEMPLATES["heartbeat"],
         )
         self.leader = False
-        self.left: dict[str, float] = {}  # agent id -> when it left on purpose
+        self.renewed = 0.0  # monotonic time the lease was last won or renewed
+        # agent id -> pid of the incarnation that left for good; its late beats are ignored
+        self.left: dict[str, tuple[int | None, float]] = {}
 
     @property
     def kv(self) -> KeyValue:
@@ -94,10 +96,11 @@ class SwarmCoordinator(Service):
             try:
                 if revision is None:
                     revision = await self._lease_kv.create(subjects.LEADER_KEY, me)
+                    self.renewed = time.monotonic()
                     await self._set_leader(True)
                 else:
                     revision = await self._lease_kv.update(subjects.LEADER_KEY, me, last=revision)
-                renewed = time.monotonic()
+                renewed = self.renewed = time.monotonic()
             except KeyWrongLastSequenceError:
                 revision = None
                 await self._set_leader(False)
@@ -120,14 +123,16 @@ class SwarmCoordinator(Service):
         self.leader = leader
         self.identity.metadata["leader"] = str(leader).lower()
         if leader:
-            # A new leader gives every known agent a fresh grace period before expiring it.
+            # A new leader gives every known agent a fresh grace period before expiring it,
+            # then repairs whatever the registry lost while nobody (or a stale leader) wrote it.
             now = time.time()
             self.agents = {
                 k: v.model_copy(update={"last_seen": now}) for k, v in self.agents.items()
             }
             self.log.info("leader_acquired", agents=len(self.agents))
             with contextlib.suppress(Exception):
-                await self._event("leader", self.identity.instance_id)
+                await self._reconcile()
+            await self._event("leader", self.identity.instance_id)
         else:
             self.log.warning("leader_lost")
 
@@ -152,20 +157,29 @@ class SwarmCoordinator(Service):
         """Membership figures shown in $SRV.STATS."""
         return {"agents": len(self.agents), "leader": self.leader}
 
+    @property
+    def leading(self) -> bool:
+        """Leader with a lease renewed recently enough that no standby can hold it too."""
+        return self.leader and time.monotonic() - self.renewed < self.settings.lease_ttl
+
     async def _store(self, record: AgentRecord, *, new: bool) -> None:
-        self.agents[record.agent_id] = record
+        # Registry first: if the write fails, memory still differs and the next beat retries it.
         await self.kv.put(record.agent_id, codec.encode(record))
+        self.agents[record.agent_id] = record
         metrics.AGENTS_ALIVE.set(len(self.agents))
         if new:
             self.log.info("agent_up", agent_id=record.agent_id, capabilities=record.capabilities)
             await self._event("agent_up", record.agent_id)
 
     async def _event(self, kind: str, agent_id: str, reason: str = "") -> None:
-        await self.bus.publish(
-            subjects.swarm_event(kind),
-            SwarmEvent(kind=kind, agent_id=agent_id, reason=reason),  # type: ignore[arg-type]
-            template=subjects.TEMPLATES["event"],
-        )
+        try:
+            await self.bus.publish(
+                subjects.swarm_event(kind),
+                SwarmEvent(kind=kind, agent_id=agent_id, reason=reason),  # type: ignore[arg-type]
+                template=subjects.TEMPLATES["event"],
+            )
+        except Exception as exc:  # an event is informative; membership must go on without it
+            self.log.warning("event_publish_failed", kind=kind, reason=str(exc))
 
     async def register(self, reg: AgentRegistration) -> RegisterReply:
         """Add or refresh an agent."""
@@ -187,10 +201,13 @@ class SwarmCoordinator(Service):
 
     async def heartbeat(self, beat: Heartbeat) -> None:
         """Refresh liveness; write the registry only when something routers care about changed."""
-        if beat.agent_id in self.left:
-            return  # a heartbeat that crossed its agent's leave must not bring it back
+        if beat.agent_id in self.left and self.left[beat.agent_id][0] == beat.pid:
+            return  # a heartbeat that crossed its agent's final leave must not bring it back
+        self.left.pop(beat.agent_id, None)
         old = self.agents.get(beat.agent_id)
         state = "draining" if beat.draining else "up"
+        if old is not None and old.state == "draining":
+            state = "draining"  # a leave is final for this incarnation
         record = AgentRecord(
             agent_id=beat.agent_id,
             capabilities=beat.capabilities,
@@ -202,7 +219,7 @@ class SwarmCoordinator(Service):
             pid=beat.pid,
             registered_at=old.registered_at if old else time.time(),
         )
-        if self.leader and (
+        if self.leading and (
             old is None
             or old.state != record.state
             or old.capabilities != record.capabilities
@@ -213,45 +230,73 @@ class SwarmCoordinator(Service):
             self.agents[beat.agent_id] = record
 
     async def leave(self, req: LeaveRequest) -> Ack:
-        """Remove an agent that is shutting down on purpose."""
-        if req.agent_id not in self.agents:
+        """An agent stops: first it drains (routers stop choosing it), then it is removed."""
+        old = self.agents.get(req.agent_id)
+        if old is None:
             raise ServiceError(ErrorCode.NOT_FOUND, f"Agent {req.agent_id} is not registered.")
-        await self._remove(req.agent_id, "left")
+        if req.final:
+            self.left[req.agent_id] = (old.pid, time.time())
+            await self._remove(req.agent_id, "left")
+        else:
+            # Draining, not deleted: routers skip it for new work but let its in-flight finish.
+            await self._store(old.model_copy(update={"state": "draining"}), new=False)
         return Ack()
 
     async def _remove(self, agent_id: str, reason: str) -> None:
+        # Registry first: if the delete fails the agent stays known and the sweeper tries again.
+        await self.kv.delete(agent_id)
         self.agents.pop(agent_id, None)
-        if reason == "left":
-            self.left[agent_id] = time.time()
         metrics.AGENTS_ALIVE.set(len(self.agents))
-        try:
-            await self.kv.delete(agent_id)
-        except Exception as exc:
-            self.log.warning("registry_delete_failed", agent_id=agent_id, reason=str(exc))
         self.log.info("agent_down", agent_id=agent_id, reason=reason)
         await self._event("agent_down", agent_id, reason)
 
+    async def _reconcile(self) -> None:
+        """Make the registry match memory: re-put live agents it lost, drop ones memory has not."""
+        try:
+            keys = set(await self.kv.keys())
+        except NoKeysError:
+            keys = set()
+        for agent_id, record in list(self.agents.items()):
+            if agent_id not in keys:
+                await self.kv.put(agent_id, codec.encode(record))
+                self.log.warning("registry_repaired", agent_id=agent_id, action="restored")
+        for agent_id in keys - self.agents.keys():
+            await self.kv.delete(agent_id)
+            self.log.warning("registry_repaired", agent_id=agent_id, action="removed")
+
     async def _sweep_loop(self) -> None:
         interval = min(self.settings.heartbeat_interval, self.settings.expire_after / 3)
-        last_purge = time.time()
+        last_purge = last_reconcile = time.time()
         while not self.stopping.is_set():
             now = time.time()
-            cutoff = now - self.settings.expire_after
-            for agent_id, record in list(self.agents.items()):
-                if self.leader and record.last_seen < cutoff:
-                    await self._remove(agent_id, "missed heartbeats")
-            for agent_id, when in list(self.left.items()):
-                if when < now - 10 * self.settings.expire_after:
-                    del self.left[agent_id]
-            if self.leader and now - last_purge > PURGE_DELETES_EVERY_S:
-                last_purge = now
-                with contextlib.suppress(Exception):
+            try:
+                await self._sweep_once(now)
+                if self.leading and now - last_reconcile > self.settings.expire_after:
+                    last_reconcile = now
+                    await self._reconcile()
+                if self.leading and now - last_purge > PURGE_DELETES_EVERY_S:
+                    last_purge = now
                     # Delete markers of departed agents would otherwise pile up in the bucket.
                     await self.kv.purge_deletes(olderthan=int(PURGE_DELETES_EVERY_S))
+            except Exception as exc:  # NATS away: try again next round
+                self.log.warning("sweep_failed", reason=f"{type(exc).__name__}: {exc}")
             try:
                 await asyncio.wait_for(self.stopping.wait(), timeout=interval)
             except TimeoutError:
                 pass
+
+    async def _sweep_once(self, now: float) -> None:
+        cutoff = now - self.settings.expire_after
+        for agent_id in list(self.agents):
+            record = self.agents.get(agent_id)  # the live record: a beat may have just arrived
+            if record is None or record.last_seen >= cutoff:
+                continue
+            if self.leading:
+                await self._remove(agent_id, "missed heartbeats")
+            elif not self.leader:
+                self.agents.pop(agent_id, None)  # a standby only forgets; the leader writes
+        forget = now - 10 * self.settings.expire_after
+        self.left = {k: v for k, v in self.left.items() if v[1] >= forget}
 
     async def run_job(self, job: SwarmJob) -> SwarmJobResult:
         """Fan one job out to live agents with the capability, gather and reduce the answers."""

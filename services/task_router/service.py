@@ -87,6 +87,7 @@ class TaskRouter(Service):
         self.by_status: collections.Counter[str] = collections.Counter()
         self.latencies: collections.deque[float] = collections.deque(maxlen=2000)
         self._results: KeyValue | None = None
+        self.ack_wait = self.settings.ack_wait
         self.add_endpoint("status", subjects.TASK_STATUS, StatusRequest, self.status)
 
     # -- setup ------------------------------------------------------------------------------
@@ -121,6 +122,9 @@ class TaskRouter(Service):
                 max_ack_pending=20_000,
             ),
         )
+        # The server keeps the ack_wait of whoever created the consumer; keep alive by that.
+        info = await self.consumer.consumer_info()
+        self.ack_wait = float(info.config.ack_wait or self.settings.ack_wait)
         self.spawn_loop(self._fetch_loop(), "fetch", drain=True)
         self.spawn_loop(self._keepalive_loop(), "keepalive")
 
@@ -188,6 +192,9 @@ class TaskRouter(Service):
     async def _fetch_loop(self) -> None:
         while not self.stopping.is_set():
             await self.slots.acquire()
+            if self.stopping.is_set():
+                self.slots.release()
+                break
             taken = 1
             while taken < FETCH_BATCH and not self.slots.locked():
                 await self.slots.acquire()
@@ -202,12 +209,17 @@ class TaskRouter(Service):
                 await asyncio.sleep(0.5)
             for _ in range(taken - len(msgs)):
                 self.slots.release()
-            for msg in msgs:
+            # fetch(n) may hand back more than n (answers to pull requests left over from a
+            # reconnect); what we have no slot for goes straight back to be redelivered.
+            for extra in msgs[taken:]:
+                with contextlib.suppress(Exception):
+                    await extra.nak()
+            for msg in msgs[:taken]:
                 self.track(self._handle_task(msg))
 
     async def _keepalive_loop(self) -> None:
         """Tell JetStream that held messages are still being worked on."""
-        interval = max(0.5, self.settings.ack_wait / 3)
+        interval = max(0.2, self.ack_wait / 3)
         while True:
             for msg in list(self.held.values()):
                 try:
@@ -231,6 +243,11 @@ class TaskRouter(Service):
                 ),
             ):
                 await self._process(msg)
+        except asyncio.CancelledError:
+            # Cancelled at the drain deadline: hand it back now rather than after ack_wait.
+            with contextlib.suppress(Exception):
+                await asyncio.shield(msg.nak())
+            raise
         except Exception as exc:
             # Not acked: JetStream redelivers it, and the result stays idempotent by task id.
             self.log.warning("task_unfinished", seq=seq, reason=f"{type(exc).__name__}: {exc}")
@@ -367,6 +384,11 @@ class TaskRouter(Service):
                 reply = await self._dispatch(agent, task, attempt)
             except ServiceError as exc:
                 elapsed = time.perf_counter() - started
+                if exc.code is ErrorCode.BUSY:
+                    # Full, not faulty: not an attempt, not a breaker failure; try another.
+                    breaker.release_permission(permit)
+                    rejected.add(agent.agent_id)
+                    continue
                 if exc.code in AGENT_FAULTS:
                     breaker.on_error(elapsed, exc, permit=permit)
                 else:
@@ -487,12 +509,20 @@ class TaskRouter(Service):
 
     async def _finish(self, msg: Msg, result: TaskResult) -> None:
         """Record the one final result (first writer wins), announce it, then ack."""
-        data = codec.encode(result)
         try:
-            await self.results.create(result.task_id, data)
-            created = True
-        except KeyWrongLastSequenceError:
-            created = False
+            data = codec.encode(result, max_bytes=self.bus_settings.max_body_bytes)
+        except ServiceError as exc:  # an output too large to store still needs a final result
+            result = result.model_copy(
+                update={
+                    "status": ResultStatus.FAILED,
+                    "output": None,
+                    "error": ErrorInfo(
+                        code=exc.code, message=f"Task output rejected: {exc.message}"
+                    ),
+                }
+            )
+            data = codec.encode(result)
+        created = await self._create_result(result.task_id, data)
         if created:
             await self.bus.nc.publish(
                 subjects.task_result(result.task_id), data, headers=make_headers()
@@ -509,6 +539,22 @@ class TaskRouter(Service):
                 ms=round(result.timings.total_ms, 1),
             )
         await msg.ack()
+
+    async def _create_result(self, task_id: str, data: bytes) -> bool:
+        """Create-only write, retried in place (the message stays held) while the store is away."""
+        delay = 0.1
+        deadline = time.monotonic() + max(10.0, self.ack_wait)
+        while True:
+            try:
+                await self.results.create(task_id, data)
+                return True
+            except KeyWrongLastSequenceError:
+                return False
+            except Exception:
+                if time.monotonic() + delay > deadline:
+                    raise
+                await asyncio.sleep(delay)
+                delay = min(2.0, delay * 2)
 
     async def _dead_letter(
         self, msg: Msg, task_id: str | None, capability: str, error: ErrorInfo, attempts: int

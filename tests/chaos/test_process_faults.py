@@ -142,3 +142,37 @@ async def test_long_task_outlives_ack_wait_without_redelivery(tmp_path: Path) ->
             assert sum(s["data"]["completed"] for s in stats) == 1
     finally:
         cluster.stop()
+
+
+async def test_sigterm_drains_a_worker_without_rerunning_its_tasks(tmp_path: Path) -> None:
+    cluster = make_cluster(tmp_path, workers=2, worker_concurrency=16).start()
+    try:
+        await wait_for_agents(cluster.url, 2)
+        async with await SwarmClient.connect(cluster.url) as client:
+            collector = await ResultCollector(client).start()
+            work = sleep_tasks(24, 1500)
+            for task in work:
+                await client.submit(task)
+            victim = cluster.supervisor.child("agent-worker-1")
+            assert victim.proc is not None
+
+            async def busy() -> bool:
+                stats = await client.discover("STATS", "agent-worker", wait=0.2)
+                return any(
+                    s["metadata"]["pid"] == str(victim.proc.pid) and s["data"]["in_flight"] > 0  # type: ignore[union-attr]
+                    for s in stats
+                )
+
+            await wait_until(busy, 15, "the worker to have tasks in flight")
+            # When it is asked to stop gracefully mid-task
+            kill(victim.proc.pid, signal.SIGTERM)
+            results = await collector.wait_all([t.id for t in work], timeout=60)
+            await collector.stop()
+        # Then it finishes what it holds: every task ran once, none was retried elsewhere
+        assert len(results) == len(work)
+        assert all(r.status.value == "succeeded" for r in results.values())
+        assert all(r.attempts == 1 for r in results.values()), [
+            r.attempts for r in results.values()
+        ]
+    finally:
+        cluster.stop()

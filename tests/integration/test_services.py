@@ -263,3 +263,18 @@ async def test_dead_letters_can_be_listed_and_replayed(
     assert rows[0]["seq"] not in seqs
     missing = _cli(services.url, "dead", "replay", "no-such-id")
     assert missing.returncode == 3
+
+
+async def test_coordinator_repairs_a_registry_entry_lost_behind_its_back(
+    client: SwarmClient,
+) -> None:
+    # Given two registered agents, when one entry vanishes from the registry bucket
+    agents = await client.agents()
+    kv = await client.bus.js.key_value(subjects.AGENTS_BUCKET)
+    await kv.delete(agents[0].agent_id)
+
+    # Then the leader coordinator puts the live agent back (routers would not see it otherwise)
+    async def restored() -> bool:
+        return agents[0].agent_id in {a.agent_id for a in await client.agents()}
+
+    await wait_until(restored, 15, "the coordinator to restore the registry entry", interval=0.2)
