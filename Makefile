@@ -34,7 +34,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 
 typecheck: $(STAMP)
-	$(BIN)/mypy libs services
+	$(BIN)/mypy libs services load
 
 test: $(STAMP) system-deps lint typecheck
 	$(BIN)/pytest

@@ -241,8 +241,13 @@ class Supervisor:
                         )
                     elif now >= child.next_start and not self._stop.is_set():
                         child.restarts += 1
+                        try:
+                            self._spawn(child)
+                        except OSError as exc:  # keep supervising; try again after a backoff
+                            child.next_start = now + min(10.0, 0.5 * 2**child.restarts)
+                            self.on_event(f"{child.spec.name} failed to restart: {exc}")
+                            continue
                         child.next_start = 0.0
-                        self._spawn(child)
                         assert child.proc is not None
                         self.on_event(f"{child.spec.name} restarted as pid {child.proc.pid}")
 
