@@ -9,7 +9,9 @@ from collections.abc import Iterable
 from typing import Any
 
 from nats.aio.msg import Msg
-from nats.js.errors import KeyNotFoundError, NotFoundError
+from nats.errors import ConnectionClosedError
+from nats.errors import TimeoutError as NatsTimeoutError
+from nats.js.errors import KeyNotFoundError, NotFoundError, ServiceUnavailableError
 from nats.js.kv import KeyValue
 
 from swarmhub import codec, subjects
@@ -101,6 +103,12 @@ class SwarmClient:
             entry = await kv.get(task_id)
         except KeyNotFoundError:
             return None
+        except (NatsTimeoutError, ServiceUnavailableError, ConnectionClosedError) as exc:
+            raise ServiceError(
+                ErrorCode.UNAVAILABLE,
+                f"The result store did not answer for task {task_id} ({type(exc).__name__}).",
+                retryable=True,
+            ) from None
         return codec.decode(entry.value or b"", TaskResult)
 
     async def wait(self, task_id: str, timeout: float = 60.0) -> TaskResult:
@@ -118,7 +126,12 @@ class SwarmClient:
         deadline = time.monotonic() + timeout
         try:
             while True:
-                stored = await self.result(task_id)
+                try:
+                    stored = await self.result(task_id)
+                except ServiceError as exc:
+                    if not exc.retryable:
+                        raise
+                    stored = None  # the store is briefly away (e.g. an election): keep waiting
                 if stored is not None:
                     return stored
                 left = deadline - time.monotonic()
@@ -310,10 +323,14 @@ class ResultCollector:
                 break
             if now - last_poll > 2.0:
                 last_poll = now
-                for task_id in list(missing)[:500]:
-                    stored = await self.client.result(task_id)
-                    if stored is not None:
-                        self.results.setdefault(task_id, stored)
+                try:
+                    for task_id in list(missing)[:500]:
+                        stored = await self.client.result(task_id)
+                        if stored is not None:
+                            self.results.setdefault(task_id, stored)
+                except ServiceError as exc:
+                    if not exc.retryable:
+                        raise  # else: the store is briefly away; poll again next round
                 continue
             self._arrived.clear()
             try:

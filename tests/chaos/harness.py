@@ -17,7 +17,7 @@ import psutil
 from swarmhub.client import ResultCollector, SwarmClient
 from swarmhub.embedded import ClusterConfig, LocalCluster, free_port
 from swarmhub.errors import ServiceError
-from swarmhub.schemas import ResultStatus, Task
+from swarmhub.schemas import ResultStatus, Task, TaskResult
 
 FAST_FAILOVER_ENV = {
     "SWARMHUB_ACK_WAIT": "4",
@@ -109,7 +109,7 @@ async def classify(
     rows: Counter[str] = Counter()
     lost, duplicated = [], []
     for task_id in ledger.accepted:
-        result = results.get(task_id) or await client.result(task_id)
+        result = results.get(task_id) or await stored_result(client, task_id)
         if result is None:
             rows["lost"] += 1
             lost.append(task_id)
@@ -123,6 +123,18 @@ async def classify(
             rows["completed once"] += 1
     rows["refused"] = len(ledger.refused)
     return Classification(rows, lost, duplicated)
+
+
+async def stored_result(client: SwarmClient, task_id: str, tries: int = 20) -> TaskResult | None:
+    """The stored result, asking again while the store is briefly unavailable."""
+    for _ in range(tries - 1):
+        try:
+            return await client.result(task_id)
+        except ServiceError as exc:
+            if not exc.retryable:
+                raise
+            await asyncio.sleep(0.5)
+    return await client.result(task_id)
 
 
 def kill(pid: int, sig: signal.Signals = signal.SIGKILL) -> None:
