@@ -159,12 +159,7 @@ class Bus:
     ) -> M:
         """Send a request and decode the reply; errors come back as ServiceError."""
         data = self.encode(body)
-        name = template or subject
-        with tracer.start_as_current_span(
-            f"send {name}",
-            kind=SpanKind.CLIENT,
-            attributes=span_attributes(name, "send", None, len(data)),
-        ) as span:
+        with _send_span(template or subject, SpanKind.CLIENT, None, data) as span:
             try:
                 msg = await self.nc.request(
                     subject,
@@ -194,12 +189,7 @@ class Bus:
     async def publish(self, subject: str, body: BaseModel, *, template: str | None = None) -> None:
         """Publish a core NATS message (fire and forget)."""
         data = self.encode(body)
-        name = template or subject
-        with tracer.start_as_current_span(
-            f"send {name}",
-            kind=SpanKind.PRODUCER,
-            attributes=span_attributes(name, "send", None, len(data)),
-        ):
+        with _send_span(template or subject, SpanKind.PRODUCER, None, data):
             await self.nc.publish(subject, data, headers=make_headers())
 
     async def js_publish(
@@ -213,12 +203,7 @@ class Bus:
     ) -> PubAck:
         """Publish to a stream and wait for JetStream's acknowledgement."""
         data = body if isinstance(body, bytes) else self.encode(body)
-        name = template or subject
-        with tracer.start_as_current_span(
-            f"send {name}",
-            kind=SpanKind.PRODUCER,
-            attributes=span_attributes(name, "send", msg_id, len(data)),
-        ):
+        with _send_span(template or subject, SpanKind.PRODUCER, msg_id, data):
             try:
                 return await self.js.publish(
                     subject,
@@ -249,6 +234,13 @@ class Bus:
             pass
         if not self.nc.is_closed:
             await self.nc.close()
+
+
+def _send_span(name: str, kind: SpanKind, msg_id: str | None, data: bytes) -> Any:
+    """The span of one outgoing message, named after its subject template."""
+    return tracer.start_as_current_span(
+        f"send {name}", kind=kind, attributes=span_attributes(name, "send", msg_id, len(data))
+    )
 
 
 def record_error(span: Span, exc: ServiceError) -> None:

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from swarmhub.errors import NonRetryableError
+from swarmhub.subjects import check_token
 
 HandlerFn = Callable[[dict[str, Any]], Awaitable[Any]]
 
@@ -32,8 +33,6 @@ class CapabilityRegistry:
         self, name: str, *, deterministic: bool = False
     ) -> Callable[[HandlerFn], HandlerFn]:
         """Decorator: register `fn` as the handler of capability `name`."""
-        from swarmhub.subjects import check_token
-
         check_token(name, "capability")
 
         def wrap(fn: HandlerFn) -> HandlerFn:

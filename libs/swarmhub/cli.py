@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import signal
 import sys
 import time
@@ -13,30 +12,25 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from swarmhub.config import DEFAULT_NATS_URL
+from swarmhub.config import default_nats_url
 from swarmhub.errors import ServiceError
 from swarmhub.schemas import Priority, Task, TaskResult
-
-
-def _default_url() -> str:
-    return os.environ.get("SWARMHUB_NATS_URL", DEFAULT_NATS_URL)
 
 
 def _default_port() -> int:
     from urllib.parse import urlparse
 
-    return urlparse(_default_url().split(",")[0]).port or 4222
+    return urlparse(default_nats_url().split(",")[0]).port or 4222
 
 
-def _payload(text: str) -> dict[str, Any]:
+def json_object(text: str) -> dict[str, Any]:
+    """An argparse type: a JSON object, e.g. a task payload."""
     try:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise argparse.ArgumentTypeError(f"--payload is not valid JSON: {exc}") from None
+        raise argparse.ArgumentTypeError(f"not valid JSON: {exc}") from None
     if not isinstance(value, dict):
-        raise argparse.ArgumentTypeError(
-            '--payload must be a JSON object, e.g. \'{"text": "hi"}\'.'
-        )
+        raise argparse.ArgumentTypeError('must be a JSON object, e.g. \'{"text": "hi"}\'.')
     return value
 
 
@@ -56,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     def with_url(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
-        p.add_argument("--url", default=_default_url(), help="NATS URL (env SWARMHUB_NATS_URL)")
+        p.add_argument("--url", default=default_nats_url(), help="NATS URL (env SWARMHUB_NATS_URL)")
         return p
 
     up = sub.add_parser("up", help="run the embedded local cluster in the foreground")
@@ -80,7 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     submit = with_url(sub.add_parser("submit", help="submit one task"))
     submit.add_argument("capability")
-    submit.add_argument("--payload", type=_payload, default={}, help="JSON object")
+    submit.add_argument("--payload", type=json_object, default={}, help="JSON object")
     submit.add_argument("--priority", choices=[p.value for p in Priority], default="normal")
     submit.add_argument("--id", dest="task_id", help="task id (default: random)")
     submit.add_argument("--max-attempts", type=int, default=3)

@@ -18,6 +18,7 @@ from swarmhub import codec, subjects
 from swarmhub.bus import Bus, connect
 from swarmhub.config import BusSettings
 from swarmhub.errors import ErrorCode, ServiceError
+from swarmhub.registry import read_agents
 from swarmhub.schemas import (
     Ack,
     AgentRecord,
@@ -207,19 +208,7 @@ class SwarmClient:
 
     async def agents(self) -> list[AgentRecord]:
         """Live agents as the registry holds them."""
-        kv = await self._bucket(subjects.AGENTS_BUCKET)
-        try:
-            keys = await kv.keys()
-        except Exception:
-            return []
-        records = []
-        for key in keys:
-            try:
-                entry = await kv.get(key)
-                records.append(codec.decode(entry.value or b"", AgentRecord))
-            except (KeyNotFoundError, ServiceError):
-                continue
-        return sorted(records, key=lambda r: r.agent_id)
+        return await read_agents(await self._bucket(subjects.AGENTS_BUCKET))
 
     async def discover(
         self, verb: str = "INFO", name: str = "", wait: float = 0.5

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import os
 from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_NATS_URL = "nats://127.0.0.1:4222"
+
+
+def default_nats_url() -> str:
+    """SWARMHUB_NATS_URL, else the local default (read alone, so `--help` never fails)."""
+    return os.environ.get("SWARMHUB_NATS_URL", DEFAULT_NATS_URL)
 
 
 class _Env(BaseSettings):

@@ -19,7 +19,15 @@ from opentelemetry.trace import SpanKind
 from pydantic import BaseModel
 
 from swarmhub import __version__, codec, metrics, telemetry
-from swarmhub.bus import Bus, connect, error_body, error_headers, extract_context, span_attributes
+from swarmhub.bus import (
+    Bus,
+    connect,
+    error_body,
+    error_headers,
+    extract_context,
+    record_error,
+    span_attributes,
+)
 from swarmhub.config import BusSettings, RuntimeSettings, TelemetrySettings
 from swarmhub.errors import ErrorCode, ServiceError
 from swarmhub.micro import DEFAULT_QUEUE_GROUP, EndpointStats, MicroResponder, ServiceIdentity
@@ -42,6 +50,7 @@ class Endpoint:
 
     def __post_init__(self) -> None:
         self.stats = EndpointStats(self.name, self.subject, self.queue_group)
+        self.requests_metric: Any = None  # labelled counter child, bound at start
         self.semaphore = asyncio.Semaphore(self.concurrency)
         self.subscription: Subscription | None = None
 
@@ -164,6 +173,7 @@ class Service:
         self._bus = Bus(nc, self.bus_settings)
         await self.setup()
         for endpoint in self.endpoints:
+            endpoint.requests_metric = metrics.ENDPOINT_REQUESTS.labels(self.name, endpoint.name)
             endpoint.subscription = await nc.subscribe(
                 endpoint.subject,
                 queue=endpoint.queue_group or "",
@@ -237,7 +247,7 @@ class Service:
                         await msg.respond(data)
                 except ServiceError as exc:
                     error = f"{exc.status}:{exc.message}"
-                    span.set_attribute("error.type", exc.code.value)
+                    record_error(span, exc)
                     self.log.info(
                         "request_rejected",
                         endpoint=endpoint.name,
@@ -260,7 +270,7 @@ class Service:
         finally:
             endpoint.semaphore.release()
             endpoint.stats.record(time.perf_counter_ns() - started, error)
-            metrics.ENDPOINT_REQUESTS.labels(self.name, endpoint.name).inc()
+            endpoint.requests_metric.inc()
 
     async def _respond_error(self, endpoint: Endpoint, msg: Msg, exc: ServiceError) -> None:
         metrics.ENDPOINT_ERRORS.labels(self.name, endpoint.name, exc.code.value).inc()

@@ -6,8 +6,6 @@ import asyncio
 import time
 from typing import Any
 
-from swarmhub.errors import ServiceError
-
 
 class StatusLine:
     """Polls $SRV.STATS over its own event loop and renders one line."""
@@ -46,7 +44,7 @@ class StatusLine:
         """One rendered status line (never raises)."""
         try:
             return self.loop.run_until_complete(self._poll())
-        except (ServiceError, OSError, Exception) as exc:
+        except Exception as exc:
             self.client = None
             return f"status unavailable: {exc}"
 

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
-import os
 import sys
 from contextlib import ExitStack
 from dataclasses import replace
@@ -13,7 +11,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from loadgen.constants import SCENARIO_NAMES
-from swarmhub.config import DEFAULT_NATS_URL
+from swarmhub.cli import json_object
+from swarmhub.config import default_nats_url
 from swarmhub.errors import ServiceError
 
 if TYPE_CHECKING:
@@ -27,22 +26,6 @@ if TYPE_CHECKING:
 EXIT_ERROR = 1
 EXIT_USAGE = 2
 REPORT_STEM = "load-report"
-
-
-def default_url() -> str:
-    """SWARMHUB_NATS_URL, else the local default."""
-    return os.environ.get("SWARMHUB_NATS_URL", DEFAULT_NATS_URL)
-
-
-def json_object(text: str) -> dict[str, Any]:
-    """Parse a JSON object argument."""
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise argparse.ArgumentTypeError(f"not valid JSON: {exc}") from None
-    if not isinstance(value, dict):
-        raise argparse.ArgumentTypeError("must be a JSON object, e.g. '{\"rounds\": 100}'")
-    return value
 
 
 def weights(text: str) -> dict[str, float]:
@@ -60,7 +43,7 @@ def weights(text: str) -> dict[str, float]:
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--url", default=default_url(), help="NATS URL (env SWARMHUB_NATS_URL)")
+    p.add_argument("--url", default=default_nats_url(), help="NATS URL (env SWARMHUB_NATS_URL)")
     p.add_argument("--json", type=Path, metavar="FILE", help="write every figure as JSON")
     p.add_argument(
         "--cluster",

@@ -15,6 +15,7 @@ from nats.js.kv import KeyValue
 from swarmhub import codec, metrics, provision, subjects
 from swarmhub.config import CoordinatorSettings, RouterSettings
 from swarmhub.errors import ErrorCode, ServiceError
+from swarmhub.registry import read_agents
 from swarmhub.runtime import Service
 from swarmhub.schemas import (
     Ack,
@@ -76,7 +77,7 @@ class SwarmCoordinator(Service):
             results_ttl=RouterSettings().results_ttl,
             replicas=self.settings.replicas,
         )
-        self._kv = await provision.ensure_kv(self.bus.js, subjects.AGENTS_BUCKET, ttl=None)
+        self._kv = await self.bus.js.key_value(subjects.AGENTS_BUCKET)
         await self._reload()
         self._lease_kv = await provision.ensure_kv(
             self.bus.js,
@@ -138,17 +139,9 @@ class SwarmCoordinator(Service):
 
     async def _reload(self) -> None:
         """Adopt agents already in the registry, giving each a fresh grace period."""
-        try:
-            keys = await self.kv.keys()
-        except Exception:
-            keys = []
-        for key in keys:
-            try:
-                entry = await self.kv.get(key)
-                record = codec.decode(entry.value or b"", AgentRecord)
-            except Exception:
-                continue
-            self.agents[key] = record.model_copy(update={"last_seen": time.time()})
+        now = time.time()
+        for record in await read_agents(self.kv):
+            self.agents[record.agent_id] = record.model_copy(update={"last_seen": now})
         metrics.AGENTS_ALIVE.set(len(self.agents))
         if self.agents:
             self.log.info("registry_reloaded", agents=len(self.agents))

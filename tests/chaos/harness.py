@@ -14,6 +14,7 @@ from pathlib import Path
 
 import psutil
 
+from swarmhub import subjects
 from swarmhub.client import ResultCollector, SwarmClient
 from swarmhub.embedded import ClusterConfig, LocalCluster, free_port
 from swarmhub.errors import ServiceError
@@ -66,7 +67,7 @@ async def submit_stream(
     async def one(task: Task) -> None:
         try:
             await client.bus.js_publish(
-                f"hub.task.submit.{task.capability}", task, msg_id=task.id, timeout=timeout
+                subjects.task_submit(task.capability), task, msg_id=task.id, timeout=timeout
             )
             ledger.accepted.append(task.id)
             ledger.submit_times.append(time.monotonic())
