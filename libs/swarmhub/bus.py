@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import nats
 from nats.aio.client import Client as NATS
@@ -13,14 +13,13 @@ from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
 from nats.js.api import PubAck
-from opentelemetry import context as otel_context
-from opentelemetry import propagate, trace
-from opentelemetry.trace import Span, SpanKind
+from opentelemetry.trace import SpanKind
 from pydantic import BaseModel
 
-from swarmhub import codec
+from swarmhub import codec, tracing
 from swarmhub.config import BusSettings
 from swarmhub.errors import ErrorCode, ServiceError
+from swarmhub.limits import Limits, cut
 from swarmhub.schemas import ErrorInfo
 
 M = TypeVar("M", bound=BaseModel)
@@ -30,8 +29,6 @@ HDR_CONTENT_TYPE = "Content-Type"
 HDR_ERROR = "Nats-Service-Error"
 HDR_ERROR_CODE = "Nats-Service-Error-Code"
 HDR_ERROR_KIND = "Swarmhub-Error"
-
-tracer = trace.get_tracer("swarmhub")
 
 Callback = Callable[[], Awaitable[None]]
 
@@ -80,36 +77,15 @@ def make_headers(msg_id: str | None = None, extra: dict[str, str] | None = None)
         headers[HDR_MSG_ID] = msg_id
     if extra:
         headers.update(extra)
-    propagate.inject(headers)
+    tracing.inject(headers)
     return headers
-
-
-def extract_context(headers: dict[str, str] | None) -> otel_context.Context:
-    """The trace context carried by incoming headers."""
-    return propagate.extract(headers or {})
-
-
-def span_attributes(
-    template: str, operation: str, msg_id: str | None = None, size: int | None = None
-) -> dict[str, Any]:
-    """OpenTelemetry messaging attributes for one hop."""
-    attrs: dict[str, Any] = {
-        "messaging.system": "nats",
-        "messaging.destination.name": template,
-        "messaging.operation.type": operation,
-    }
-    if msg_id:
-        attrs["messaging.message.id"] = msg_id
-    if size is not None:
-        attrs["messaging.message.body.size"] = size
-    return attrs
 
 
 def error_headers(err: ServiceError) -> dict[str, str]:
     """ADR-32 error headers for a ServiceError."""
     return {
         HDR_CONTENT_TYPE: codec.CONTENT_TYPE,
-        HDR_ERROR: err.message[:512].replace("\r", " ").replace("\n", " "),
+        HDR_ERROR: cut(err.message, 512).replace("\r", " ").replace("\n", " "),
         HDR_ERROR_CODE: str(err.status),
         HDR_ERROR_KIND: err.code.value,
     }
@@ -117,7 +93,7 @@ def error_headers(err: ServiceError) -> dict[str, str]:
 
 def error_body(err: ServiceError) -> bytes:
     """The msgpack error body sent beside the error headers."""
-    return codec.encode(ErrorInfo(code=err.code, message=err.message, retryable=err.retryable))
+    return codec.encode(ErrorInfo(code=err.code, message=cut(err.message), retryable=err.retryable))
 
 
 def raise_for_error(msg: Msg) -> None:
@@ -136,21 +112,26 @@ def raise_for_error(msg: Msg) -> None:
 
 
 class Bus:
-    """A connected NATS client with JetStream and typed, traced helpers."""
+    """A connected NATS client with JetStream and typed, traced helpers that respect size limits."""
 
     def __init__(self, nc: NATS, settings: BusSettings) -> None:
         self.nc = nc
         self.js: JetStreamContext = nc.jetstream(timeout=settings.request_timeout)
         self.settings = settings
+        self.limits = Limits.for_server(nc.max_payload, settings.max_body_bytes)
 
     def encode(self, model: BaseModel) -> bytes:
-        """Encode within this bus's body limit."""
-        return codec.encode(model, max_bytes=self.settings.max_body_bytes)
+        """Encode within this connection's body limit."""
+        return codec.encode(model, max_bytes=self.limits.body)
+
+    def decode(self, data: bytes, model: type[M]) -> M:
+        """Decode and validate within this connection's body limit."""
+        return codec.decode(data, model, max_bytes=self.limits.body)
 
     async def request(
         self,
         subject: str,
-        body: BaseModel,
+        body: BaseModel | bytes,
         reply_model: type[M],
         *,
         template: str | None = None,
@@ -158,15 +139,13 @@ class Bus:
         headers: dict[str, str] | None = None,
     ) -> M:
         """Send a request and decode the reply; errors come back as ServiceError."""
-        data = self.encode(body)
-        with _send_span(template or subject, SpanKind.CLIENT, None, data) as span:
+        data = body if isinstance(body, bytes) else self.encode(body)
+        timeout = timeout or self.settings.request_timeout
+        with tracing.send_span(template or subject, SpanKind.CLIENT, None, len(data)) as span:
+            sent = make_headers(extra=headers)
+            self.limits.check_fits(f"Request on {template or subject}", data, sent)
             try:
-                msg = await self.nc.request(
-                    subject,
-                    data,
-                    timeout=timeout or self.settings.request_timeout,
-                    headers=make_headers(extra=headers),
-                )
+                msg = await self.nc.request(subject, data, timeout=timeout, headers=sent)
             except NoRespondersError:
                 raise ServiceError(
                     ErrorCode.UNAVAILABLE,
@@ -176,21 +155,30 @@ class Bus:
             except NatsTimeoutError:
                 raise ServiceError(
                     ErrorCode.TIMEOUT,
-                    f"No reply on {subject} within {timeout or self.settings.request_timeout} s.",
+                    f"No reply on {subject} within {timeout} s.",
                     retryable=True,
                 ) from None
             try:
                 raise_for_error(msg)
             except ServiceError as exc:
-                record_error(span, exc)
+                tracing.record_error(span, exc.code.value, exc.message)
                 raise
-            return codec.decode(msg.data, reply_model, max_bytes=self.settings.max_body_bytes)
+            return self.decode(msg.data, reply_model)
 
-    async def publish(self, subject: str, body: BaseModel, *, template: str | None = None) -> None:
+    async def publish(
+        self, subject: str, body: BaseModel | bytes, *, template: str | None = None
+    ) -> None:
         """Publish a core NATS message (fire and forget)."""
-        data = self.encode(body)
-        with _send_span(template or subject, SpanKind.PRODUCER, None, data):
-            await self.nc.publish(subject, data, headers=make_headers())
+        data = body if isinstance(body, bytes) else self.encode(body)
+        with tracing.send_span(template or subject, SpanKind.PRODUCER, None, len(data)):
+            headers = make_headers()
+            self.limits.check_fits(f"Message on {template or subject}", data, headers)
+            await self.nc.publish(subject, data, headers=headers)
+
+    async def respond(self, msg: Msg, data: bytes, headers: dict[str, str] | None = None) -> None:
+        """Answer a request, within the server's limit (an oversize answer raises TOO_LARGE)."""
+        self.limits.check_fits("Reply", data, headers)
+        await self.nc.publish(msg.reply, data, headers=headers)
 
     async def js_publish(
         self,
@@ -203,13 +191,15 @@ class Bus:
     ) -> PubAck:
         """Publish to a stream and wait for JetStream's acknowledgement."""
         data = body if isinstance(body, bytes) else self.encode(body)
-        with _send_span(template or subject, SpanKind.PRODUCER, msg_id, data):
+        with tracing.send_span(template or subject, SpanKind.PRODUCER, msg_id, len(data)):
+            headers = make_headers(msg_id)
+            self.limits.check_fits(f"Message on {template or subject}", data, headers)
             try:
                 return await self.js.publish(
                     subject,
                     data,
                     timeout=timeout or self.settings.request_timeout,
-                    headers=make_headers(msg_id),
+                    headers=headers,
                 )
             except NoRespondersError:
                 raise ServiceError(
@@ -234,16 +224,3 @@ class Bus:
             pass
         if not self.nc.is_closed:
             await self.nc.close()
-
-
-def _send_span(name: str, kind: SpanKind, msg_id: str | None, data: bytes) -> Any:
-    """The span of one outgoing message, named after its subject template."""
-    return tracer.start_as_current_span(
-        f"send {name}", kind=kind, attributes=span_attributes(name, "send", msg_id, len(data))
-    )
-
-
-def record_error(span: Span, exc: ServiceError) -> None:
-    """Mark a span as failed with a service error's code."""
-    span.set_attribute("error.type", exc.code.value)
-    span.set_status(trace.Status(trace.StatusCode.ERROR, exc.message))

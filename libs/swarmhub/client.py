@@ -16,8 +16,9 @@ from nats.js.kv import KeyValue
 
 from swarmhub import codec, subjects
 from swarmhub.bus import Bus, connect
-from swarmhub.config import BusSettings
+from swarmhub.config import BusSettings, redact_url
 from swarmhub.errors import ErrorCode, ServiceError
+from swarmhub.limits import cut
 from swarmhub.registry import read_agents
 from swarmhub.schemas import (
     Ack,
@@ -59,7 +60,7 @@ class SwarmClient:
             detail = str(exc) or f"no answer within {settings.connect_timeout * 3:g} s"
             raise ServiceError(
                 ErrorCode.UNAVAILABLE,
-                f"Cannot connect to NATS at {settings.nats_url} ({detail}). "
+                f"Cannot connect to NATS at {redact_url(settings.nats_url)} ({cut(detail, 200)}). "
                 "Is the cluster running (`swarmhub up`)?",
             ) from None
         return cls(Bus(nc, settings))
@@ -88,10 +89,15 @@ class SwarmClient:
     # -- tasks ------------------------------------------------------------------------------
 
     async def submit(self, task: Task) -> Task:
-        """Publish a task durably; returns once JetStream acknowledged it."""
+        """Publish a task durably; returns once JetStream acknowledged it.
+
+        Raises ServiceError(too_large) for a task over the task limit (see `swarmhub.limits`).
+        """
+        data = self.bus.encode(task)
+        self.bus.limits.check_task(len(data))
         await self.bus.js_publish(
             subjects.task_submit(task.capability),
-            task,
+            data,
             msg_id=task.id,
             template=subjects.TEMPLATES["submit"],
         )

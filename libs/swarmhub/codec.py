@@ -50,8 +50,10 @@ def encode(model: BaseModel, *, max_bytes: int = DEFAULT_MAX_BODY) -> bytes:
     return data
 
 
-def decode(data: bytes, model: type[M], *, max_bytes: int = DEFAULT_MAX_BODY) -> M:
-    """Decode and validate msgpack bytes as `model`; every failure is a ServiceError."""
+def unpack_map(
+    data: bytes, model: type[BaseModel], *, max_bytes: int = DEFAULT_MAX_BODY
+) -> dict[str, Any]:
+    """Decode msgpack bytes meant for `model` into a plain map, within `max_bytes`."""
     if len(data) > max_bytes:
         raise ServiceError(
             ErrorCode.TOO_LARGE, f"Body is {len(data)} bytes, above the limit of {max_bytes} bytes."
@@ -62,9 +64,19 @@ def decode(data: bytes, model: type[M], *, max_bytes: int = DEFAULT_MAX_BODY) ->
             ErrorCode.BAD_REQUEST,
             f"Body must be a msgpack map for {model.__name__}, got {type(obj).__name__}.",
         )
+    return obj
+
+
+def validate(obj: dict[str, Any], model: type[M]) -> M:
+    """Validate a decoded map as `model`; a failure is a ServiceError naming each field."""
     try:
         return model.model_validate(obj)
     except ValidationError as exc:
         raise ServiceError(
             ErrorCode.BAD_REQUEST, f"Invalid {model.__name__}: {describe_validation_error(exc)}."
         ) from None
+
+
+def decode(data: bytes, model: type[M], *, max_bytes: int = DEFAULT_MAX_BODY) -> M:
+    """Decode and validate msgpack bytes as `model`; every failure is a ServiceError."""
+    return validate(unpack_map(data, model, max_bytes=max_bytes), model)

@@ -16,6 +16,15 @@ def default_nats_url() -> str:
     return os.environ.get("SWARMHUB_NATS_URL", DEFAULT_NATS_URL)
 
 
+def redact_url(url: str) -> str:
+    """`url` (one or a comma list) without user names, passwords or tokens, fit for logs."""
+    parts = []
+    for part in (p.strip() for p in url.split(",")):
+        scheme, sep, rest = part.rpartition("://")
+        parts.append(f"{scheme}{sep}{rest.rsplit('@', 1)[-1]}")
+    return ",".join(parts)
+
+
 class _Env(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SWARMHUB_", frozen=True, extra="ignore")
 
@@ -29,7 +38,11 @@ class BusSettings(_Env):
     ping_interval: float = Field(default=5.0, gt=0)
     max_outstanding_pings: int = Field(default=3, ge=1)
     pending_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
-    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    max_body_bytes: int | None = Field(
+        default=None,
+        ge=1024,
+        description="Largest message body; None = the server's max_payload less header room.",
+    )
     request_timeout: float = Field(default=5.0, gt=0)
 
 
@@ -57,7 +70,9 @@ class WorkerSettings(_Env):
     concurrency: int = Field(default=16, ge=1, le=10_000)
     capabilities: str | None = Field(default=None, description="Comma list; None = all built-ins.")
     heartbeat_interval: float = Field(default=1.0, gt=0)
-    memoize: bool = Field(default=True, description="Cache results of deterministic capabilities.")
+    memoize: bool = Field(
+        default=True, description="Cache results of capabilities that opt in (memoize=True)."
+    )
     cache_timeout: float = Field(default=0.25, gt=0)
     cache_breaker_wait: float = Field(default=2.0, gt=0)
     memo_ttl: float = Field(default=600.0, gt=0)

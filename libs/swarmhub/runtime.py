@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import os
 import signal
+import sys
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
@@ -14,26 +15,17 @@ from typing import Any, ClassVar
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
-from opentelemetry import trace
 from opentelemetry.trace import SpanKind
 from pydantic import BaseModel
 
-from swarmhub import __version__, codec, metrics, telemetry
-from swarmhub.bus import (
-    Bus,
-    connect,
-    error_body,
-    error_headers,
-    extract_context,
-    record_error,
-    span_attributes,
-)
-from swarmhub.config import BusSettings, RuntimeSettings, TelemetrySettings
+from swarmhub import __version__, metrics, telemetry, tracing
+from swarmhub.bus import Bus, connect, error_body, error_headers
+from swarmhub.config import BusSettings, RuntimeSettings, TelemetrySettings, redact_url
 from swarmhub.errors import ErrorCode, ServiceError
+from swarmhub.limits import cut
 from swarmhub.micro import DEFAULT_QUEUE_GROUP, EndpointStats, MicroResponder, ServiceIdentity
 
 Handler = Callable[[Any], Awaitable[BaseModel | None]]
-tracer = trace.get_tracer("swarmhub.runtime")
 
 
 @dataclass
@@ -76,6 +68,7 @@ class Service:
         self.endpoints: list[Endpoint] = []
         self.stopping = asyncio.Event()
         self.stopped = asyncio.Event()
+        self.exit_code = 0
         self._bus: Bus | None = None
         self._micro: MicroResponder | None = None
         self._in_flight: set[asyncio.Task[None]] = set()
@@ -163,8 +156,15 @@ class Service:
         self.stopping.set()
 
     def _on_conn_event(self, kind: str, detail: str) -> None:
+        if kind == "closed" and not self.stopping.is_set():
+            # nats-py closes for good on some server errors; a process without NATS serves
+            # nothing, so end it and let the supervisor (or Kubernetes) start a fresh one.
+            self.log.error("nats_closed_unexpectedly", detail=cut(detail, 200) or None)
+            self.exit_code = 1
+            self.request_stop()
+            return
         level = "info" if kind in ("reconnected", "closed") else "warning"
-        getattr(self.log, level)("nats_" + kind, detail=detail or None)
+        getattr(self.log, level)("nats_" + kind, detail=cut(detail, 200) or None)
 
     async def start(self) -> None:
         """Connect, run setup, subscribe endpoints and answer discovery."""
@@ -187,7 +187,7 @@ class Service:
         self.log.info(
             "service_started",
             instance=self.identity.instance_id,
-            url=self.bus_settings.nats_url,
+            url=redact_url(self.bus_settings.nats_url),
             endpoints=[e.subject for e in self.endpoints],
         )
 
@@ -206,7 +206,7 @@ class Service:
                     raise
                 self.log.warning(
                     "nats_connect_failed",
-                    url=self.bus_settings.nats_url,
+                    url=redact_url(self.bus_settings.nats_url),
                     reason=str(exc),
                     retry_in=delay,
                 )
@@ -229,30 +229,28 @@ class Service:
     async def _handle(self, endpoint: Endpoint, msg: Msg) -> None:
         started = time.perf_counter_ns()
         error: str | None = None
-        name = endpoint.template or endpoint.subject
         try:
-            with tracer.start_as_current_span(
-                f"process {name}",
-                context=extract_context(msg.headers),
-                kind=SpanKind.CONSUMER,
-                attributes=span_attributes(name, "process", None, len(msg.data)),
+            with tracing.process_span(
+                endpoint.template or endpoint.subject,
+                msg.headers,
+                SpanKind.SERVER,
+                None,
+                len(msg.data),
             ) as span:
                 try:
-                    request = codec.decode(
-                        msg.data, endpoint.model, max_bytes=self.bus_settings.max_body_bytes
-                    )
+                    request = self.bus.decode(msg.data, endpoint.model)
                     reply = await endpoint.handler(request)
                     if msg.reply:
-                        data = codec.encode(reply) if reply is not None else b""
-                        await msg.respond(data)
+                        data = b"" if reply is None else self.bus.encode(reply)
+                        await self.bus.respond(msg, data)
                 except ServiceError as exc:
                     error = f"{exc.status}:{exc.message}"
-                    record_error(span, exc)
+                    tracing.record_error(span, exc.code.value, exc.message)
                     self.log.info(
                         "request_rejected",
                         endpoint=endpoint.name,
                         code=exc.code.value,
-                        reason=exc.message,
+                        reason=cut(exc.message, 200),
                     )
                     await self._respond_error(endpoint, msg, exc)
                 except Exception as exc:
@@ -277,7 +275,7 @@ class Service:
         if not msg.reply:
             return
         with contextlib.suppress(Exception):
-            await self.bus.nc.publish(msg.reply, error_body(exc), headers=error_headers(exc))
+            await self.bus.respond(msg, error_body(exc), error_headers(exc))
 
     async def shutdown(self) -> None:
         """Graceful stop: goodbye → stop intake → finish in-flight → teardown → drain → close."""
@@ -336,3 +334,4 @@ def run_service(factory: Callable[[], Service]) -> None:
     service.log = telemetry.get_logger()
     telemetry.start_metrics_server(settings)
     asyncio.run(service.run())
+    sys.exit(service.exit_code)

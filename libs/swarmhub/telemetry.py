@@ -9,11 +9,8 @@ from typing import Any
 
 import structlog
 from opentelemetry import trace
-from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor
-from prometheus_client import start_http_server
 
+from swarmhub import tracing
 from swarmhub.config import TelemetrySettings
 
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING}
@@ -56,22 +53,32 @@ def configure_logging(service: str, settings: TelemetrySettings) -> None:
 
 
 def configure_tracing(service: str, instance_id: str, settings: TelemetrySettings) -> None:
-    """Install an SDK tracer provider; export over OTLP/HTTP only when an endpoint is set."""
+    """Record and export spans over OTLP/HTTP when an endpoint is set; otherwise spans cost nothing.
+
+    The SDK and the exporter are imported only when used, so a process that exports nothing
+    carries neither in memory.
+    """
+    if not settings.otlp_endpoint:
+        tracing.enable(False)
+        return
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
     provider = TracerProvider(
         resource=Resource.create({"service.name": service, "service.instance.id": instance_id})
     )
-    if settings.otlp_endpoint:
-        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-
-        endpoint = settings.otlp_endpoint.rstrip("/") + "/v1/traces"
-        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=endpoint)))
+    endpoint = settings.otlp_endpoint.rstrip("/") + "/v1/traces"
+    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=endpoint)))
     trace.set_tracer_provider(provider)
+    tracing.enable(True)
 
 
 def shutdown_tracing() -> None:
     """Flush and stop span export."""
-    provider = trace.get_tracer_provider()
-    if isinstance(provider, TracerProvider):
+    provider: Any = trace.get_tracer_provider()
+    if tracing.switch.on and hasattr(provider, "shutdown"):
         provider.shutdown()
 
 
@@ -79,6 +86,8 @@ def start_metrics_server(settings: TelemetrySettings) -> int | None:
     """Serve /metrics when a port is configured; returns the port or None."""
     if settings.metrics_port == 0:
         return None
+    from prometheus_client import start_http_server
+
     start_http_server(settings.metrics_port, addr=settings.metrics_host)
     return settings.metrics_port
 

@@ -13,6 +13,7 @@ from swarmhub.cache_client import CacheClient
 from swarmhub.capabilities import CapabilityRegistry, builtins
 from swarmhub.config import WorkerSettings
 from swarmhub.errors import ErrorCode, NonRetryableError, ServiceError
+from swarmhub.limits import cut
 from swarmhub.runtime import Service
 from swarmhub.schemas import (
     Ack,
@@ -123,7 +124,7 @@ class AgentWorker(Service):
         if capability is None:
             raise ServiceError(
                 ErrorCode.UNKNOWN_CAPABILITY,
-                f"Agent {self.agent_id} has no capability {task.capability!r}; "
+                f"Agent {self.agent_id} has no capability {task.capability[:128]!r}; "
                 f"it offers {self.registry.names()}.",
                 retryable=True,
             )
@@ -131,7 +132,7 @@ class AgentWorker(Service):
         metrics.WORKER_IN_FLIGHT.inc()
         started = time.perf_counter()
         status = "succeeded"
-        memo_key = self._memo_key(task.capability, task.payload, capability.deterministic)
+        memo_key = self._memo_key(task.capability, task.payload, capability.memoize)
         try:
             if memo_key is not None:
                 hit, value = await self.cache.get(MEMO_NAMESPACE, memo_key)
@@ -139,9 +140,9 @@ class AgentWorker(Service):
                     self.memo_hits += 1
                     ms = (time.perf_counter() - started) * 1000
                     return RunReply(output=value, cached=True, run_ms=ms)
-            output = await asyncio.wait_for(
-                capability.handler(dict(task.payload)), timeout=task.attempt_timeout
-            )
+            # asyncio.timeout runs the handler in this task; wait_for would start another.
+            async with asyncio.timeout(task.attempt_timeout):
+                output = await capability.handler(dict(task.payload))
             if memo_key is not None:
                 self._remember(memo_key, output)
             return RunReply(output=output, run_ms=(time.perf_counter() - started) * 1000)
@@ -155,14 +156,14 @@ class AgentWorker(Service):
             ) from None
         except NonRetryableError as exc:
             status = "failed"
-            raise ServiceError(ErrorCode.HANDLER_ERROR, str(exc), retryable=False) from None
+            raise ServiceError(ErrorCode.HANDLER_ERROR, cut(str(exc)), retryable=False) from None
         except ServiceError:
             status = "failed"
             raise
         except Exception as exc:
             status = "failed"
             raise ServiceError(
-                ErrorCode.HANDLER_ERROR, f"{type(exc).__name__}: {exc}", retryable=True
+                ErrorCode.HANDLER_ERROR, cut(f"{type(exc).__name__}: {exc}"), retryable=True
             ) from None
         finally:
             self.in_flight -= 1
@@ -172,19 +173,9 @@ class AgentWorker(Service):
                 self.completed += 1
             else:
                 self.failed += 1
-            self.log.debug(
-                "attempt_done",
-                task_id=task.id,
-                capability=task.capability,
-                attempt=request.attempt,
-                status=status,
-                ms=round((time.perf_counter() - started) * 1000, 1),
-            )
 
-    def _memo_key(
-        self, capability: str, payload: dict[str, Any], deterministic: bool
-    ) -> str | None:
-        if not (deterministic and self.settings.memoize):
+    def _memo_key(self, capability: str, payload: dict[str, Any], memoize: bool) -> str | None:
+        if not (memoize and self.settings.memoize):
             return None
         return hashlib.sha256(capability.encode() + b"\0" + codec.pack(payload)).hexdigest()
 

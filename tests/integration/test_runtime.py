@@ -152,3 +152,19 @@ async def test_shutdown_finishes_in_flight_work(probe: Probe, bus: Bus) -> None:
 
 async def _true(value: bool) -> bool:
     return value
+
+
+async def test_a_connection_closed_for_good_ends_the_service_with_an_error(probe: Probe) -> None:
+    # Given a serving service, When nats-py closes its connection for good (as it does on a
+    # server error such as a payload over max_payload)
+    await probe.bus.nc.close()
+    # Then the service stops by itself with a non-zero exit code, so a supervisor restarts it
+    await wait_until(_is_set(probe.stopping), 5, "the service to stop")
+    assert probe.exit_code == 1
+
+
+def _is_set(event: asyncio.Event) -> Any:
+    async def check() -> bool:
+        return event.is_set()
+
+    return check

@@ -10,28 +10,28 @@ def agent(agent_id: str, caps: list[str], capacity: int = 2, state: str = "up") 
     return AgentRecord(agent_id=agent_id, capabilities=caps, capacity=capacity, state=state)  # type: ignore[arg-type]
 
 
-async def view_of(*records: AgentRecord) -> AgentView:
+def view_of(*records: AgentRecord) -> AgentView:
     view = AgentView()
     for record in records:
-        await view.upsert(record)
+        view.upsert(record)
     return view
 
 
 async def test_picks_only_agents_with_the_capability() -> None:
-    view = await view_of(agent("a", ["echo"]), agent("b", ["cpu"]))
+    view = view_of(agent("a", ["echo"]), agent("b", ["cpu"]))
     picked = view.pick("cpu", set())
     assert picked is not None and picked.agent_id == "b"
     assert view.pick("sleep", set()) is None
 
 
 async def test_skips_draining_agents() -> None:
-    view = await view_of(agent("a", ["echo"], state="draining"))
+    view = view_of(agent("a", ["echo"], state="draining"))
     assert view.pick("echo", set()) is None
     assert not view.has_capability("echo")
 
 
 async def test_respects_capacity_and_prefers_the_least_loaded() -> None:
-    view = await view_of(agent("a", ["echo"], capacity=2), agent("b", ["echo"], capacity=2))
+    view = view_of(agent("a", ["echo"], capacity=2), agent("b", ["echo"], capacity=2))
     view.acquire("a")
     picked = view.pick("echo", set())
     assert picked is not None and picked.agent_id == "b"
@@ -39,23 +39,23 @@ async def test_respects_capacity_and_prefers_the_least_loaded() -> None:
     view.acquire("a")
     view.acquire("b")
     assert view.pick("echo", set()) is None
-    await view.release("a")
+    view.release("a")
     picked = view.pick("echo", set())
     assert picked is not None and picked.agent_id == "a"
 
 
 async def test_excluded_agents_are_used_only_as_a_last_resort() -> None:
-    view = await view_of(agent("a", ["echo"]), agent("b", ["echo"]))
+    view = view_of(agent("a", ["echo"]), agent("b", ["echo"]))
     for _ in range(20):
         picked = view.pick("echo", {"a"})
         assert picked is not None and picked.agent_id == "b"
-    only = await view_of(agent("a", ["echo"]))
+    only = view_of(agent("a", ["echo"]))
     picked = only.pick("echo", {"a"})
     assert picked is not None and picked.agent_id == "a"
 
 
 async def test_affinity_is_stable_while_agents_live() -> None:
-    view = await view_of(*(agent(f"a{i}", ["echo"], capacity=100) for i in range(5)))
+    view = view_of(*(agent(f"a{i}", ["echo"], capacity=100) for i in range(5)))
     first = view.pick("echo", set(), affinity="user-42")
     assert first is not None
     for _ in range(10):
@@ -64,6 +64,6 @@ async def test_affinity_is_stable_while_agents_live() -> None:
 
 
 async def test_removed_agents_are_gone() -> None:
-    view = await view_of(agent("a", ["echo"]))
-    await view.remove("a")
+    view = view_of(agent("a", ["echo"]))
+    view.remove("a")
     assert view.pick("echo", set()) is None

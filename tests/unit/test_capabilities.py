@@ -20,7 +20,7 @@ async def test_echo_returns_the_payload() -> None:
 
 async def test_cpu_is_deterministic() -> None:
     cap = builtins.get("cpu")
-    assert cap is not None and cap.deterministic
+    assert cap is not None and cap.memoize
     out = await cap.handler({"rounds": 10})
     assert out == {"rounds": 10, "digest": cpu_digest(10)}
     assert cpu_digest(10) != cpu_digest(11)

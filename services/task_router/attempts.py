@@ -1,0 +1,212 @@
+"""Attempts: pick an agent, pass its breaker, dispatch one attempt, return its outcome."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from swarmhub import codec, metrics, subjects
+from swarmhub.breaker import (
+    BreakerConfig,
+    BreakerRegistry,
+    CircuitOpenError,
+    CircuitState,
+    telemetry_listener,
+)
+from swarmhub.bus import Bus
+from swarmhub.config import RouterSettings
+from swarmhub.errors import ErrorCode, ServiceError
+from swarmhub.schemas import ErrorInfo, ResultStatus, RunReply, Task, Timings
+from task_router.decisions import (
+    Final,
+    Outcome,
+    after_failure,
+    attempt_timeout,
+    deadline_error,
+    is_agent_fault,
+    make_result,
+)
+from task_router.registry import AgentView
+
+
+class AgentGone(Exception):
+    """Raised inside a dispatch whose agent left the registry."""
+
+
+class Attempts:
+    """Runs one attempt of a task on the best agent for it, within breakers and deadlines."""
+
+    def __init__(self, bus: Bus, view: AgentView, settings: RouterSettings) -> None:
+        self.bus = bus
+        self.view = view
+        self.settings = settings
+        self.breakers = BreakerRegistry(
+            BreakerConfig(
+                window_type="count",
+                window_size=settings.breaker_window,
+                minimum_calls=min(settings.breaker_min_calls, settings.breaker_window),
+                failure_rate_threshold=settings.breaker_failure_rate,
+                slow_call_duration_threshold=3600.0,
+                wait_in_open=settings.breaker_wait,
+                permitted_calls_in_half_open=settings.breaker_half_open_calls,
+            ),
+            listeners=[telemetry_listener],
+        )
+        # Dispatches per agent, so that an agent leaving ends its attempts at once.
+        self.dispatches: dict[str, set[asyncio.Task[Any]]] = {}
+        self._gone: set[asyncio.Task[Any]] = set()
+
+    def agent_gone(self, agent_id: str) -> None:
+        """Forget an agent: drop its breaker and end the attempts waiting on it."""
+        self.view.remove(agent_id)
+        self.breakers.remove(agent_id)
+        for task in self.dispatches.pop(agent_id, ()):
+            self._gone.add(task)
+            task.cancel()
+
+    def _breaker_allows(self, agent_id: str) -> bool:
+        return agent_id not in self.breakers or (
+            self.breakers.get(agent_id).state is not CircuitState.OPEN
+        )
+
+    async def run(self, task: Task, raw: dict[str, Any]) -> Outcome:
+        """One attempt of `task` (`raw` is its decoded body); a final result or a retry."""
+        if task.not_before is not None and task.not_before > time.time():
+            await _sleep_until(task.not_before, task.deadline)
+        tried = set(task.tried_agents)
+        rejected: set[str] = set()
+        waiting_since: float | None = None
+        while True:
+            now = time.time()
+            if task.deadline is not None and now >= task.deadline:
+                error = deadline_error(task)
+                result = make_result(
+                    task, ResultStatus.TIMED_OUT, now, error=error, attempts=task.attempt
+                )
+                return Final(result, dead_letter=True)
+            agent = self.view.pick(
+                task.capability, tried, task.affinity, allowed=self._breaker_allows
+            )
+            if agent is not None and agent.agent_id in rejected:
+                agent = None
+            if agent is None:
+                if not self.view.has_capability(task.capability):
+                    waiting_since = waiting_since or time.monotonic()
+                    if time.monotonic() - waiting_since >= self.settings.no_agent_wait:
+                        error = ErrorInfo(
+                            code=ErrorCode.NO_AGENT,
+                            message=f"No live agent offers capability {task.capability!r} "
+                            f"(waited {self.settings.no_agent_wait:g} s).",
+                        )
+                        result = make_result(
+                            task,
+                            ResultStatus.DEAD_LETTERED,
+                            time.time(),
+                            error=error,
+                            attempts=task.attempt,
+                        )
+                        return Final(result, dead_letter=True)
+                budget = 0.5 if rejected else 1.0
+                if task.deadline is not None:
+                    budget = min(budget, task.deadline - time.time())
+                rejected.clear()
+                await self.view.wait_for_change(budget)
+                continue
+            waiting_since = None
+            breaker = self.breakers.get(agent.agent_id)
+            try:
+                permit = breaker.acquire_permission()
+            except CircuitOpenError:
+                rejected.add(agent.agent_id)
+                continue
+            attempt = task.attempt + 1
+            dispatched = time.time()
+            started = time.perf_counter()
+            try:
+                reply = await self._dispatch(agent.agent_id, task, raw, attempt)
+            except ServiceError as exc:
+                elapsed = time.perf_counter() - started
+                if exc.code is ErrorCode.BUSY:
+                    # Full, not faulty: not an attempt, not a breaker failure; try another.
+                    breaker.release_permission(permit)
+                    rejected.add(agent.agent_id)
+                    continue
+                if is_agent_fault(exc.code):
+                    breaker.on_error(elapsed, exc, permit=permit)
+                else:
+                    breaker.on_success(elapsed, permit=permit)
+                return after_failure(
+                    task,
+                    agent.agent_id,
+                    attempt,
+                    exc,
+                    backoff_base=self.settings.retry_backoff,
+                    backoff_cap=self.settings.retry_backoff_max,
+                )
+            except BaseException:
+                breaker.release_permission(permit)
+                raise
+            breaker.on_success(time.perf_counter() - started, permit=permit)
+            finished = time.time()
+            return Final(
+                make_result(
+                    task,
+                    ResultStatus.SUCCEEDED,
+                    finished,
+                    output=reply.output,
+                    cached=reply.cached,
+                    agent_id=agent.agent_id,
+                    attempts=attempt,
+                    timings=Timings(
+                        queued_ms=(dispatched - task.created_at) * 1000,
+                        run_ms=reply.run_ms,
+                        total_ms=(finished - task.created_at) * 1000,
+                    ),
+                )
+            )
+
+    async def _dispatch(
+        self, agent_id: str, task: Task, raw: dict[str, Any], attempt: int
+    ) -> RunReply:
+        """Request one attempt from one agent; its departure ends the wait at once."""
+        # The task travels as it arrived (decoded and validated once), not re-dumped from the model.
+        body = codec.pack({"task": raw, "attempt": attempt})
+        current = asyncio.current_task()
+        assert current is not None
+        pending = self.dispatches.setdefault(agent_id, set())
+        pending.add(current)
+        self.view.acquire(agent_id)
+        started = time.perf_counter()
+        try:
+            return await self.bus.request(
+                subjects.agent_run(agent_id),
+                body,
+                RunReply,
+                timeout=attempt_timeout(task, time.time()),
+                template=subjects.TEMPLATES["run"],
+            )
+        except asyncio.CancelledError:
+            if current not in self._gone:
+                raise
+            self._gone.discard(current)
+            current.uncancel()
+            raise ServiceError(
+                ErrorCode.UNAVAILABLE,
+                f"Agent {agent_id} went away during attempt {attempt}.",
+                retryable=True,
+            ) from None
+        finally:
+            pending.discard(current)
+            if not pending and self.dispatches.get(agent_id) is pending:
+                del self.dispatches[agent_id]
+            self.view.release(agent_id)
+            metrics.DISPATCH_DURATION.labels(task.capability).observe(time.perf_counter() - started)
+
+
+async def _sleep_until(when: float, deadline: float | None) -> None:
+    """Wait for a retry's backoff; the keepalive loop keeps the message ours meanwhile."""
+    target = min(when, deadline) if deadline is not None else when
+    delay = target - time.time()
+    if delay > 0:
+        await asyncio.sleep(delay)

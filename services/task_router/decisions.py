@@ -1,0 +1,117 @@
+"""The router's decisions as pure functions: which faults count, backoff, final status, results."""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from swarmhub.errors import ErrorCode, ServiceError
+from swarmhub.limits import cut
+from swarmhub.schemas import ErrorInfo, ResultStatus, Task, TaskResult, Timings
+
+AGENT_FAULTS = frozenset(
+    {ErrorCode.TIMEOUT, ErrorCode.UNAVAILABLE, ErrorCode.INTERNAL, ErrorCode.BUSY}
+)
+"""Errors that say the agent, not the task, is unwell: these count against its breaker."""
+MAX_TRIED_AGENTS = 16
+"""How many agents a retried task remembers having tried."""
+
+
+@dataclass(frozen=True)
+class Final:
+    """An attempt ended the task: record this result (after a dead letter, when asked)."""
+
+    result: TaskResult
+    dead_letter: bool = False
+
+
+@dataclass(frozen=True)
+class Retry:
+    """An attempt failed but may be tried again: publish this task as the next attempt."""
+
+    task: Task
+    msg_id: str
+
+
+Outcome = Final | Retry
+
+
+def is_agent_fault(code: ErrorCode) -> bool:
+    """Whether an error counts against the agent's circuit breaker."""
+    return code in AGENT_FAULTS
+
+
+def backoff(attempt: int, base: float, cap: float, rng: random.Random | None = None) -> float:
+    """Seconds before attempt `attempt + 1`: exponential from `base`, capped, jittered ±50 %."""
+    jitter = (rng or random).uniform(0.5, 1.5)
+    return float(min(cap, base * 2 ** (attempt - 1)) * jitter)
+
+
+def final_status(code: ErrorCode) -> ResultStatus:
+    """The result status of a task that failed for good with `code`."""
+    return ResultStatus.TIMED_OUT if code is ErrorCode.TIMEOUT else ResultStatus.FAILED
+
+
+def attempt_timeout(task: Task, now: float) -> float:
+    """How long the router waits for one attempt's answer (its deadline bounds it)."""
+    timeout = task.attempt_timeout + 1.0
+    if task.deadline is not None:
+        timeout = max(0.05, min(timeout, task.deadline - now))
+    return timeout
+
+
+def make_result(task: Task, status: ResultStatus, now: float, **fields: Any) -> TaskResult:
+    """The final result of `task`, timed from its creation to `now`."""
+    timings: Timings = fields.pop("timings", None) or Timings(
+        total_ms=(now - task.created_at) * 1000
+    )
+    return TaskResult(
+        task_id=task.id,
+        capability=task.capability,
+        status=status,
+        finished_at=now,
+        timings=timings,
+        **fields,
+    )
+
+
+def deadline_error(task: Task) -> ErrorInfo:
+    """The error of a task that missed its deadline, naming its last failure if any."""
+    last = task.last_error
+    tail = f" after {task.attempt} attempts; last error: {last.message}" if last else ""
+    return ErrorInfo(code=ErrorCode.DEADLINE_EXCEEDED, message=f"Task missed its deadline{tail}.")
+
+
+def after_failure(
+    task: Task,
+    agent_id: str,
+    attempt: int,
+    exc: ServiceError,
+    *,
+    backoff_base: float,
+    backoff_cap: float,
+    now: float | None = None,
+) -> Outcome:
+    """A hopeless failure ends the task; any other queues the next attempt with backoff."""
+    now = time.time() if now is None else now
+    error = ErrorInfo(code=exc.code, message=cut(exc.message), retryable=exc.retryable)
+    if not exc.retryable or attempt >= task.max_attempts:
+        if attempt > 1:
+            error = error.model_copy(
+                update={"message": f"{error.message} (after {attempt} attempts)"}
+            )
+        status = final_status(exc.code)
+        result = make_result(task, status, now, error=error, attempts=attempt, agent_id=agent_id)
+        # Attempts exhausted on a retryable error: keep the task for inspection and replay.
+        return Final(result, dead_letter=exc.retryable)
+    retry = task.model_copy(
+        update={
+            "attempt": attempt,
+            "last_error": error,
+            "not_before": now + backoff(attempt, backoff_base, backoff_cap),
+            "tried_agents": [*task.tried_agents, agent_id][-MAX_TRIED_AGENTS:],
+        }
+    )
+    return Retry(retry, msg_id=f"{task.id}.a{attempt}")

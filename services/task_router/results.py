@@ -1,0 +1,125 @@
+"""Recording outcomes: the one final result per task (create-once), its event, dead letters."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from nats.aio.msg import Msg
+from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
+from nats.js.kv import KeyValue
+
+from swarmhub import metrics, subjects
+from swarmhub.bus import Bus
+from swarmhub.errors import ServiceError
+from swarmhub.schemas import DeadLetter, ErrorInfo, ResultStatus, TaskResult
+
+
+class ResultStore:
+    """Writes final results to the results bucket (first writer wins) and announces them."""
+
+    def __init__(self, bus: Bus, kv: KeyValue, log: Any) -> None:
+        self.bus = bus
+        self.kv = kv
+        self.log = log
+        self.retry_for = 10.0
+        self.by_status: dict[str, int] = {}
+
+    async def exists(self, task_id: str) -> bool:
+        """Whether a task already has its final result."""
+        try:
+            await self.kv.get(task_id)
+            return True
+        except KeyNotFoundError:
+            return False
+
+    async def get(self, task_id: str) -> TaskResult | None:
+        """The stored result of a task, if any."""
+        try:
+            entry = await self.kv.get(task_id)
+        except KeyNotFoundError:
+            return None
+        return self.bus.decode(entry.value or b"", TaskResult)
+
+    def encode(self, result: TaskResult) -> tuple[TaskResult, bytes]:
+        """The result's bytes; an output too large to store becomes a `failed` result instead."""
+        try:
+            return result, self.bus.encode(result)
+        except ServiceError as exc:
+            failed = result.model_copy(
+                update={
+                    "status": ResultStatus.FAILED,
+                    "output": None,
+                    "error": ErrorInfo(
+                        code=exc.code, message=f"Task output rejected: {exc.message}"
+                    ),
+                }
+            )
+            return failed, self.bus.encode(failed)
+
+    async def record(self, result: TaskResult) -> bool:
+        """Store the one final result and publish its event; False when another got there first."""
+        result, data = self.encode(result)
+        if not await self._create(result.task_id, data):
+            return False
+        await self.bus.publish(
+            subjects.task_result(result.task_id), data, template=subjects.TEMPLATES["result"]
+        )
+        status = result.status.value
+        self.by_status[status] = self.by_status.get(status, 0) + 1
+        metrics.TASKS_COMPLETED.labels(result.capability, status).inc()
+        metrics.TASK_DURATION.labels(result.capability).observe(result.timings.total_ms / 1000)
+        return True
+
+    async def _create(self, task_id: str, data: bytes) -> bool:
+        """Create-only write, retried in place (the message stays held) while the store is away."""
+        delay = 0.1
+        deadline = time.monotonic() + self.retry_for
+        while True:
+            try:
+                await self.kv.create(task_id, data)
+                return True
+            except KeyWrongLastSequenceError:
+                return False
+            except Exception:
+                if time.monotonic() + delay > deadline:
+                    raise
+                await asyncio.sleep(delay)
+                delay = min(2.0, delay * 2)
+
+
+class DeadLetters:
+    """Copies tasks the hub gives up on into the dead-letter stream, with their reason."""
+
+    def __init__(self, bus: Bus, log: Any) -> None:
+        self.bus = bus
+        self.log = log
+
+    async def send(
+        self, msg: Msg, task_id: str | None, capability: str, error: ErrorInfo, attempts: int
+    ) -> None:
+        """Copy the original task before it leaves the task stream."""
+        seq = msg.metadata.sequence.stream
+        # An oversize body cannot be copied whole into a message of the same size limit.
+        room = self.bus.limits.body // 2
+        letter = DeadLetter(
+            task_id=task_id,
+            capability=capability,
+            subject=msg.subject,
+            error=error,
+            attempts=attempts,
+            body=msg.data[:room],
+            body_truncated=len(msg.data) > room,
+            first_seen=msg.metadata.timestamp.timestamp() if msg.metadata.timestamp else None,
+        )
+        await self.bus.js_publish(
+            subjects.task_dead(capability),
+            letter,
+            msg_id=f"dead-{task_id or 'seq'}-{seq}",
+            template=subjects.TEMPLATES["dead"],
+        )
+        metrics.DEAD_LETTERS.labels(capability, error.code.value).inc()
+        self.log.info(
+            "dead_lettered", task_id=task_id, capability=capability[:128], code=error.code.value
+        )

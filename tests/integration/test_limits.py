@@ -1,0 +1,98 @@
+"""A near-limit task never takes a process off NATS: limits count headers, at the client and
+at intake, against a real nats-server with its default max_payload (1 MiB)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+
+import msgpack
+import pytest
+
+from swarmhub import subjects
+from swarmhub.bus import HDR_MSG_ID
+from swarmhub.client import SwarmClient
+from swarmhub.embedded import ClusterConfig, LocalCluster
+from swarmhub.errors import ErrorCode, ServiceError
+from swarmhub.schemas import ResultStatus, Task
+from tests.conftest import wait_for_agents
+
+
+@pytest.fixture(scope="module")
+def cluster(nats_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+    cluster = LocalCluster(
+        ClusterConfig(data_dir=tmp_path_factory.mktemp("limits"), nats_url=nats_url, workers=1),
+        on_event=lambda text: None,
+    ).start()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+async def client(cluster: LocalCluster) -> AsyncIterator[SwarmClient]:
+    await wait_for_agents(cluster.url, 1)
+    async with await SwarmClient.connect(cluster.url) as c:
+        yield c
+
+
+def _echo_body(task_id: str, size: int) -> bytes:
+    """A valid echo task whose msgpack body is exactly `size` bytes."""
+    body = msgpack.packb({"id": task_id, "capability": "echo", "payload": {"blob": ""}})
+    pad = size - len(body) - 4  # the blob's str header grows from 1 to 5 bytes (str32)
+    return msgpack.packb({"id": task_id, "capability": "echo", "payload": {"blob": "y" * pad}})
+
+
+async def test_the_client_refuses_a_near_limit_task_and_stays_connected(
+    client: SwarmClient,
+) -> None:
+    max_payload = client.bus.nc.max_payload
+    # Given tasks a few dozen bytes under the server's limit, and just over the task limit
+    near = Task(id="near-client", capability="echo", payload={"blob": "x" * (max_payload - 200)})
+    over = Task(capability="echo", payload={"blob": "x" * (client.bus.limits.task + 10)})
+    # When they are submitted, Then each is refused by name, before anything is sent
+    for task, words in ((near, "above the limit"), (over, "above the task limit")):
+        with pytest.raises(ServiceError) as info:
+            await client.submit(task)
+        assert info.value.code is ErrorCode.TOO_LARGE
+        assert words in info.value.message
+    # And the connection still works for the next task
+    assert not client.bus.nc.is_closed
+    ok = await client.run(Task(capability="echo", payload={"n": 1}), timeout=20)
+    assert ok.status is ResultStatus.SUCCEEDED
+
+
+async def test_a_near_limit_task_is_dead_lettered_and_routing_goes_on(
+    cluster: LocalCluster, client: SwarmClient
+) -> None:
+    router_pid = cluster.supervisor.child("task-router-1").proc.pid  # type: ignore[union-attr]
+    max_payload = client.bus.nc.max_payload
+    # Given a valid echo task 110 bytes under max_payload, sent around the client's checks
+    task_id = "near-limit-1"
+    body = _echo_body(task_id, max_payload - 110)
+    assert len(body) == max_payload - 110
+    await client.bus.js.publish(subjects.task_submit("echo"), body, headers={HDR_MSG_ID: task_id})
+    # When the router takes it, Then it is dead-lettered at once with a reason naming the limit
+    result = await client.wait(task_id, timeout=20)
+    assert result.status is ResultStatus.DEAD_LETTERED
+    assert result.error is not None and "above the" in result.error.message
+    # And the router kept its connection: the next normal task completes on the same process
+    for i in range(3):
+        ok = await client.run(Task(capability="echo", payload={"after": i}), timeout=20)
+        assert ok.status is ResultStatus.SUCCEEDED
+    assert cluster.supervisor.child("task-router-1").proc.pid == router_pid  # type: ignore[union-attr]
+    pings = await client.discover("PING", "task-router", wait=0.3)
+    assert len(pings) == 1
+
+
+async def test_a_task_at_the_task_limit_runs_end_to_end(client: SwarmClient) -> None:
+    # Given an echo task just under the task limit (dispatch, result and headers must all fit)
+    limit = client.bus.limits.task
+    task = Task(capability="echo", payload={"blob": "z" * (limit - 400)})
+    assert limit - 400 < len(client.bus.encode(task)) <= limit
+    # When it runs, Then it succeeds with its whole output, and the hub goes on serving
+    result = await client.run(task, timeout=30)
+    assert result.status is ResultStatus.SUCCEEDED
+    assert result.output == task.payload
+    ok = await client.run(Task(capability="echo", payload={"n": 2}), timeout=20)
+    assert ok.status is ResultStatus.SUCCEEDED
