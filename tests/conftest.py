@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from swarmhub.embedded import NatsServer
+from swarmhub.embedded import ClusterConfig, LocalCluster, NatsServer
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -42,6 +44,18 @@ def nats_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield server.url
     finally:
         server.stop()
+
+
+@contextlib.contextmanager
+def services_on(nats_url: str, data_dir: Path, **config: Any) -> Iterator[LocalCluster]:
+    """Every service as its own process against a running nats-server, stopped by PID after."""
+    cluster = LocalCluster(
+        ClusterConfig(data_dir=data_dir, nats_url=nats_url, **config), on_event=lambda text: None
+    ).start()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
 
 
 async def wait_until(

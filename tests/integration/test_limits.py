@@ -11,22 +11,16 @@ import pytest
 from swarmhub import subjects
 from swarmhub.bus import HDR_MSG_ID
 from swarmhub.client import SwarmClient
-from swarmhub.embedded import ClusterConfig, LocalCluster
+from swarmhub.embedded import LocalCluster
 from swarmhub.errors import ErrorCode, ServiceError
 from swarmhub.schemas import ResultStatus, Task
-from tests.conftest import wait_for_agents
+from tests.conftest import services_on, wait_for_agents
 
 
 @pytest.fixture(scope="module")
 def cluster(nats_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
-    cluster = LocalCluster(
-        ClusterConfig(data_dir=tmp_path_factory.mktemp("limits"), nats_url=nats_url, workers=1),
-        on_event=lambda text: None,
-    ).start()
-    try:
+    with services_on(nats_url, tmp_path_factory.mktemp("limits"), workers=1) as cluster:
         yield cluster
-    finally:
-        cluster.stop()
 
 
 @pytest.fixture

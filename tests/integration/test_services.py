@@ -14,7 +14,7 @@ import pytest
 from swarmhub import codec, subjects
 from swarmhub.bus import HDR_MSG_ID
 from swarmhub.client import SwarmClient
-from swarmhub.embedded import ClusterConfig, LocalCluster
+from swarmhub.embedded import LocalCluster
 from swarmhub.errors import ErrorCode, ServiceError
 from swarmhub.schemas import (
     CacheInvalidation,
@@ -25,31 +25,25 @@ from swarmhub.schemas import (
     SwarmJob,
     Task,
 )
-from tests.conftest import wait_for_agents, wait_until
+from tests.conftest import services_on, wait_for_agents, wait_until
 
 OVERSIZE_LIMIT = 256 * 1024
 
 
 @pytest.fixture(scope="module")
 def services(nats_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
-    cluster = LocalCluster(
-        ClusterConfig(
-            data_dir=tmp_path_factory.mktemp("services"),
-            nats_url=nats_url,
-            workers=2,
-            worker_concurrency=4,
-            extra_env={
-                "SWARMHUB_NO_AGENT_WAIT": "1.5",
-                "SWARMHUB_RETRY_BACKOFF": "0.01",
-                "SWARMHUB_MAX_BODY_BYTES": str(OVERSIZE_LIMIT),
-            },
-        ),
-        on_event=lambda text: None,
-    ).start()
-    try:
+    with services_on(
+        nats_url,
+        tmp_path_factory.mktemp("services"),
+        workers=2,
+        worker_concurrency=4,
+        extra_env={
+            "SWARMHUB_NO_AGENT_WAIT": "1.5",
+            "SWARMHUB_RETRY_BACKOFF": "0.01",
+            "SWARMHUB_MAX_BODY_BYTES": str(OVERSIZE_LIMIT),
+        },
+    ) as cluster:
         yield cluster
-    finally:
-        cluster.stop()
 
 
 @pytest.fixture
