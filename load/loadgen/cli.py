@@ -43,7 +43,11 @@ def weights(text: str) -> dict[str, float]:
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--url", default=default_nats_url(), help="NATS URL (env SWARMHUB_NATS_URL)")
+    p.add_argument(
+        "--url",
+        default=None,
+        help="NATS URL (default: SWARMHUB_NATS_URL, else nats://127.0.0.1:4222)",
+    )
     p.add_argument("--json", type=Path, metavar="FILE", help="write every figure as JSON")
     p.add_argument(
         "--cluster",
@@ -129,14 +133,32 @@ def add_bench_parser(subparsers: SubParsers) -> None:
         "saturation throughput, all over the real broker.",
     )
     _common(p)
-    p.add_argument("--agent-iterations", type=int, default=100)
-    p.add_argument("--task-iterations", type=int, default=50)
-    p.add_argument("--memory-tasks", type=int, default=1000)
-    p.add_argument("--swarm-rounds", type=int, default=20)
+    p.add_argument("--agent-iterations", type=int, default=100, help="registrations (100)")
+    p.add_argument("--task-iterations", type=int, default=50, help="tasks (50)")
+    p.add_argument("--memory-tasks", type=int, default=1000, help="tasks measured (1000)")
+    p.add_argument(
+        "--memory-warmup-tasks", type=int, default=1000, help="tasks before the memory row (1000)"
+    )
+    p.add_argument("--swarm-rounds", type=int, default=20, help="swarm jobs (20)")
     p.add_argument("--saturation-seconds", type=float, default=5.0)
     p.add_argument("--saturation-concurrency", type=int, default=64)
     p.add_argument("--capability", default="echo", help="capability of tasks and swarm jobs")
     p.add_argument("--timeout", type=float, default=30.0, help="per-operation timeout (s)")
+    raw = p.add_argument_group(
+        "--baseline (the same task workload over a raw nats-py JetStream pipeline, then SwarmHub)"
+    )
+    raw.add_argument(
+        "--baseline",
+        action="store_true",
+        help="compare with a raw nats-py pipeline on its own nats-server; starts its own "
+        "cluster unless --url is given",
+    )
+    raw.add_argument("--baseline-seconds", type=float, default=5.0, help="measured s/step (5)")
+    raw.add_argument("--baseline-warmup", type=float, default=1.0, help="warm-up s/step (1)")
+    raw.add_argument("--baseline-rate", type=float, default=1000.0, help="open loop /s (1000)")
+    raw.add_argument(
+        "--baseline-concurrency", default="1,64,512", help="closed loops in flight (1,64,512)"
+    )
     p.set_defaults(loadgen_handler=run_bench)
 
 
@@ -182,7 +204,7 @@ def load_config(args: argparse.Namespace, url: str | None = None) -> LoadConfig:
     elif duration is None and count is None:
         duration = 10.0
     return LoadConfig(
-        url=url or args.url,
+        url=url or args.url or default_nats_url(),
         scenario=args.scenario,
         rate=rate,
         concurrency=args.concurrency,
@@ -313,16 +335,23 @@ def _write_load_outputs(args: argparse.Namespace, result: dict[str, Any], search
 
 def run_bench(args: argparse.Namespace) -> int:
     """Run `swarmhub bench`; returns 0 when every part ran, 1 otherwise."""
-    from loadgen.bench import BenchConfig, bench_table, run_suite
+    from loadgen.baseline import (
+        BaselineConfig,
+        BaselineRun,
+        concurrency_list,
+        hub_task_bytes,
+        run_raw_side,
+    )
+    from loadgen.bench import BenchConfig, run_suite
     from loadgen.cluster import local_cluster
-    from loadgen.report import write_json
 
     try:
         cfg = BenchConfig(
-            url=args.url,
+            url=args.url or default_nats_url(),
             agent_iterations=args.agent_iterations,
             task_iterations=args.task_iterations,
             memory_tasks=args.memory_tasks,
+            memory_warmup_tasks=args.memory_warmup_tasks,
             swarm_rounds=args.swarm_rounds,
             saturation_seconds=args.saturation_seconds,
             saturation_concurrency=args.saturation_concurrency,
@@ -330,30 +359,59 @@ def run_bench(args: argparse.Namespace) -> int:
             timeout=args.timeout,
             progress=not args.quiet,
         )
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    try:
+        compare = (
+            BaselineConfig(
+                concurrencies=concurrency_list(args.baseline_concurrency),
+                rate=args.baseline_rate,
+                seconds=args.baseline_seconds,
+                warmup=args.baseline_warmup,
+                capability=args.capability,
+                timeout=args.timeout,
+            )
+            if args.baseline
+            else None
+        )
         given = _given_pids(args)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    with ExitStack() as stack:
-        wait_agents = 0
-        if args.cluster:
-            cluster = stack.enter_context(local_cluster(args.cluster_workers))
-            cfg = replace(cfg, url=cluster.url)
-            given = given or cluster.pids
-            wait_agents = args.cluster_workers
-        try:
-            result = asyncio.run(run_suite(cfg, given, wait_agents))
-        except ServiceError as exc:
-            print(f"error: {exc.code.value}: {exc.message}", file=sys.stderr)
-            return EXIT_ERROR
-        except KeyboardInterrupt:
-            return 130
+    own_cluster = args.cluster or (compare is not None and args.url is None)
+    try:
+        baseline = None
+        if compare is not None:
+            # The raw side runs first, on its own nats-server, before any SwarmHub process of
+            # ours exists, so the two never share the machine's cores.
+            _note("[bench] baseline: raw nats-py JetStream pipeline ...")
+            task_bytes = hub_task_bytes(compare)
+            baseline = BaselineRun(
+                compare, task_bytes, run_raw_side(compare, task_bytes, cfg.progress)
+            )
+        with ExitStack() as stack:
+            wait_agents = 0
+            if own_cluster:
+                cluster = stack.enter_context(local_cluster(args.cluster_workers))
+                cfg = replace(cfg, url=cluster.url)
+                given = given or cluster.pids
+                wait_agents = args.cluster_workers
+            result = asyncio.run(run_suite(cfg, given, wait_agents, baseline))
+    except ServiceError as exc:
+        print(f"error: {exc.code.value}: {exc.message}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        return 130
+    _write_bench_outputs(args, result)
+    return int(result["exit_code"])
+
+
+def _write_bench_outputs(args: argparse.Namespace, result: dict[str, Any]) -> None:
+    from loadgen.benchtable import bench_table
+    from loadgen.comparison import comparison_table
+    from loadgen.report import write_json
+
     print(bench_table(result))
+    if "baseline" in result:
+        print()
+        print(comparison_table(result["baseline"]))
     if args.json:
         write_json(result, args.json)
         _note(f"wrote {args.json}")
-    return int(result["exit_code"])

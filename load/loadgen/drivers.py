@@ -5,13 +5,23 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass
+from typing import Protocol
 
 from loadgen.recorder import Recorder
-from loadgen.scenarios import Scenario
 from loadgen.schedule import intended_offset
 from swarmhub.errors import ServiceError
 
 clock = time.perf_counter
+
+
+class Operation(Protocol):
+    """What a driver needs of a scenario: the kind of request `seq` and a way to run it."""
+
+    def pick(self, seq: int) -> str:
+        """The operation request `seq` performs."""
+
+    async def run(self, kind: str, seq: int) -> None:
+        """Perform one operation; raise ServiceError (with its code) when it fails."""
 
 
 @dataclass
@@ -25,7 +35,7 @@ class DriveStats:
 
 
 async def perform(
-    scenario: Scenario, recorder: Recorder, seq: int, intended: float, stats: DriveStats
+    scenario: Operation, recorder: Recorder, seq: int, intended: float, stats: DriveStats
 ) -> None:
     """Run request `seq`, due at `intended`, and record how it went."""
     kind = scenario.pick(seq)
@@ -56,7 +66,7 @@ async def _drain(pending: set[asyncio.Task[None]], timeout: float) -> None:
 
 
 async def drive_open(
-    scenario: Scenario,
+    scenario: Operation,
     recorder: Recorder,
     *,
     start: float,
@@ -92,7 +102,7 @@ async def drive_open(
 
 
 async def drive_closed(
-    scenario: Scenario,
+    scenario: Operation,
     recorder: Recorder,
     *,
     concurrency: int,

@@ -10,7 +10,7 @@ from typing import Any
 
 from loadgen.config import LoadConfig
 from loadgen.constants import REPORT_VERSION
-from loadgen.drivers import DriveStats, clock, drive_closed, drive_open
+from loadgen.drivers import DriveStats, Operation, clock, drive_closed, drive_open
 from loadgen.progress import progress_line, report_progress
 from loadgen.recorder import Recorder
 from loadgen.resources import PidSource, ResourceSampler
@@ -22,6 +22,51 @@ from swarmhub.client import SwarmClient
 LEAD_SECONDS = 0.1  # set-up slack between planning the schedule and its first request
 
 
+def plan(cfg: LoadConfig, start: float) -> tuple[int, float]:
+    """Requests an open loop will send (0 for a closed loop) and when measuring starts."""
+    if cfg.rate is not None:
+        total = planned_requests(cfg.rate, cfg.warmup, cfg.duration, cfg.count)
+        return total, start + measure_start_offset(cfg.rate, cfg.warmup)
+    return 0, start + cfg.warmup
+
+
+async def pace(
+    cfg: LoadConfig,
+    scenario: Operation,
+    recorder: Recorder,
+    stats: DriveStats,
+    start: float,
+    total: int,
+) -> None:
+    """Drive `scenario` as `cfg` paces it (open or closed loop), from `start` until drained."""
+    if cfg.rate is not None:
+        await drive_open(
+            scenario,
+            recorder,
+            start=start,
+            rate=cfg.rate,
+            total=total,
+            max_in_flight=cfg.max_in_flight,
+            drain_timeout=cfg.drain_timeout(),
+            stats=stats,
+        )
+        return
+    assert cfg.concurrency is not None
+    measure_start = recorder.measure_start
+    end = measure_start + cfg.duration if cfg.duration is not None else None
+    await drive_closed(
+        scenario,
+        recorder,
+        concurrency=cfg.concurrency,
+        measure_start=measure_start,
+        end=end,
+        count=cfg.count,
+        hard_deadline=start + cfg.max_seconds,
+        drain_timeout=cfg.drain_timeout(),
+        stats=stats,
+    )
+
+
 async def execute(cfg: LoadConfig, client: SwarmClient, pids: PidSource) -> dict[str, Any]:
     """Run one load as `cfg` describes over `client` and return the full report."""
     started_at = datetime.now(UTC).isoformat(timespec="seconds")
@@ -29,12 +74,7 @@ async def execute(cfg: LoadConfig, client: SwarmClient, pids: PidSource) -> dict
     await scenario.setup()
     try:
         start = clock() + LEAD_SECONDS
-        if cfg.rate is not None:
-            total = planned_requests(cfg.rate, cfg.warmup, cfg.duration, cfg.count)
-            measure_start = start + measure_start_offset(cfg.rate, cfg.warmup)
-        else:
-            total = 0
-            measure_start = start + cfg.warmup
+        total, measure_start = plan(cfg, start)
         recorder = Recorder(measure_start, cfg.late_ms / 1000)
         sampler = ResourceSampler(pids, cfg.sample_interval, start=measure_start)
         stats = DriveStats()
@@ -50,31 +90,7 @@ async def execute(cfg: LoadConfig, client: SwarmClient, pids: PidSource) -> dict
                 )
             )
         try:
-            if cfg.rate is not None:
-                await drive_open(
-                    scenario,
-                    recorder,
-                    start=start,
-                    rate=cfg.rate,
-                    total=total,
-                    max_in_flight=cfg.max_in_flight,
-                    drain_timeout=cfg.drain_timeout(),
-                    stats=stats,
-                )
-            else:
-                assert cfg.concurrency is not None
-                end = measure_start + cfg.duration if cfg.duration is not None else None
-                await drive_closed(
-                    scenario,
-                    recorder,
-                    concurrency=cfg.concurrency,
-                    measure_start=measure_start,
-                    end=end,
-                    count=cfg.count,
-                    hard_deadline=start + cfg.max_seconds,
-                    drain_timeout=cfg.drain_timeout(),
-                    stats=stats,
-                )
+            await pace(cfg, scenario, recorder, stats, start, total)
             sampler.sample()
         finally:
             stop.set()

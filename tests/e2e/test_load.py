@@ -119,3 +119,65 @@ def test_an_impossible_p95_fires_its_alert_and_exits_non_zero(cluster: LocalClus
     assert len(alerts) == 1 and alerts[0].startswith("ALERT p95_latency:"), proc.stdout
     assert "THRESHOLD" in proc.stdout
     assert "ok/s" in proc.stderr  # the once-a-second progress line
+
+
+def test_bench_baseline_smoke_reports_every_figure(tmp_path: Path) -> None:
+    # Given no --url, `bench --baseline` starts its own raw pipeline and its own cluster; every
+    # step is short, since this checks that the report is complete, not how fast anything is
+    out = tmp_path / "baseline.json"
+    code = main(
+        [
+            "bench", "--baseline", "--baseline-seconds", "1", "--baseline-warmup", "0.2",
+            "--agent-iterations", "20", "--task-iterations", "10", "--swarm-rounds", "5",
+            "--memory-tasks", "100", "--memory-warmup-tasks", "100",
+            "--saturation-seconds", "1", "--json", str(out), "--quiet",
+        ]
+    )  # fmt: skip
+    report = json.loads(out.read_text())
+    assert code == 0, (report.get("baseline", {}).get("errors"), report["results"])
+    # Then the original rows ran with their targets and a sequential pass beside them
+    results = report["results"]
+    for name in ("agent_operations", "task_processing", "swarm_coordination"):
+        row = results[name]
+        assert row["in_flight"] == row["iterations"]
+        assert row["ops_per_s"] > 0 and row["sequential"]["ops_per_s"] > 0
+        assert row["sequential"]["latency_ms"]["p50"] > 0
+        assert isinstance(row["met"], bool) and "min" in row["target"]
+    memory = results["memory"]
+    assert (memory["tasks"], memory["warmup_tasks"]) == (100, 100)
+    assert {"growth_mb", "nats_growth_mb", "total_growth_mb", "by_process_growth_mb"} <= set(memory)
+    assert isinstance(memory["met"], bool)
+    assert results["saturation"]["throughput_per_s"] > 0
+    # And the baseline section holds both sides, every step, and numeric ratios
+    baseline = report["baseline"]
+    assert baseline["errors"] == {}
+    names = ["closed-1", "closed-64", "closed-512", "open-1000"]
+    assert [row["name"] for row in baseline["steps"]] == names
+    assert set(baseline["ratio"]) == set(names)
+    assert all(isinstance(v, float) for v in baseline["ratio"].values()), baseline["ratio"]
+    for row in baseline["steps"]:
+        assert all(isinstance(v, float) for v in row["ratio"].values()), row
+        for side in ("raw", "swarmhub"):
+            assert row[side]["errors"] == 0, (side, row)
+    headline = baseline["headline"]
+    assert isinstance(headline["p50_ratio_at_1"], float)
+    assert isinstance(headline["open_p95_ratio"], float)
+    assert headline["cpu_step"] == "closed-64"
+    assert isinstance(headline["cpu_total_us_per_task"]["ratio"], float)
+    raw, hub = baseline["raw"], baseline["swarmhub"]
+    assert set(raw["processes"]) == {"nats-server", "consumer", "producer"}
+    assert {"task-router-1", "agent-worker-1", "swarm-coordinator", "cache", "loadgen"} <= set(
+        hub["processes"]
+    )
+    for side, generator in ((raw, "producer"), (hub, "loadgen")):
+        cpu = side["cpu_us_per_task"]
+        assert set(cpu["us_per_task"]) == set(side["processes"])
+        assert all(isinstance(v, float) for v in cpu["us_per_task"].values())
+        assert cpu["total_us_per_task"] > 0
+        assert cpu["load_generators"] == [generator]
+        rss = side["rss_mb"]
+        assert set(rss["idle_mb"]) == set(rss["peak_mb"]) == set(side["processes"])
+        assert rss["peak_total_mb"] > 0 and rss["idle_total_mb"] > 0
+        for step in side["steps"].values():
+            assert step["tasks_done"] >= step["ok"] > 0
+    assert baseline["config"]["task_bytes"] > 0

@@ -1,0 +1,1 @@
+"""The yardstick of `swarmhub bench --baseline`: a plain nats-py JetStream work-queue pipeline."""
