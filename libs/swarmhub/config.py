@@ -61,6 +61,9 @@ class RuntimeSettings(_Env):
 
     drain_timeout: float = Field(default=15.0, gt=0)
     endpoint_concurrency: int = Field(default=64, ge=1)
+    event_loop: Literal["uvloop", "asyncio"] = Field(
+        default="uvloop", description="uvloop (faster I/O) or the standard asyncio loop."
+    )
 
 
 class WorkerSettings(_Env):

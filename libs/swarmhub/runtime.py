@@ -138,6 +138,9 @@ class Service:
     async def teardown(self) -> None:
         """Called after in-flight work finished, before the connection drains."""
 
+    def reconnected(self) -> None:
+        """Called when the connection came back (subscriptions are restored; requests are not)."""
+
     def stats_data(self) -> dict[str, Any]:
         """Service-specific figures added to $SRV.STATS under `data`."""
         return {}
@@ -163,6 +166,8 @@ class Service:
             self.exit_code = 1
             self.request_stop()
             return
+        if kind == "reconnected":
+            self.reconnected()
         level = "info" if kind in ("reconnected", "closed") else "warning"
         getattr(self.log, level)("nats_" + kind, detail=cut(detail, 200) or None)
 
@@ -333,5 +338,15 @@ def run_service(factory: Callable[[], Service]) -> None:
     telemetry.configure_logging(service.name, settings)
     service.log = telemetry.get_logger()
     telemetry.start_metrics_server(settings)
-    asyncio.run(service.run())
+    run_loop(service.run(), service.runtime_settings.event_loop)
     sys.exit(service.exit_code)
+
+
+def run_loop(main: Coroutine[Any, Any, None], kind: str = "uvloop") -> None:
+    """Run `main` to completion on uvloop (fewer system calls per message) or plain asyncio."""
+    if kind == "uvloop":
+        import uvloop
+
+        uvloop.run(main)
+    else:
+        asyncio.run(main)

@@ -33,6 +33,7 @@ CACHE_STATS = f"{PREFIX}.cache.stats"
 CACHE_INVAL_ALL = f"{PREFIX}.cache.inval.>"
 
 SRV_PREFIX = "$SRV"
+JS_API_PREFIX = "$JS.API"
 
 # Subject templates, used as span names so that ids never leak into trace names.
 TEMPLATES = {
@@ -91,6 +92,11 @@ def swarm_event(kind: str) -> str:
 def cache_inval(namespace: str) -> str:
     """Subject invalidations of one cache namespace are broadcast on."""
     return f"{PREFIX}.cache.inval.{check_token(namespace, 'namespace')}"
+
+
+def consumer_next(stream: str, consumer: str, api_prefix: str = JS_API_PREFIX) -> str:
+    """Subject a pull request for the next messages of a durable consumer is sent to."""
+    return f"{api_prefix}.CONSUMER.MSG.NEXT.{stream}.{consumer}"
 
 
 def capability_of(subject: str) -> str:

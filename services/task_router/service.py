@@ -10,7 +10,8 @@ import time
 from typing import Any, ClassVar
 
 from nats.aio.msg import Msg
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.api import AckPolicy, ConsumerConfig, ConsumerInfo, DeliverPolicy
+from nats.js.errors import NotFoundError
 from nats.js.kv import KeyValue
 from opentelemetry.trace import SpanKind
 
@@ -66,11 +67,39 @@ class TaskRouter(Service):
         self.dead = DeadLetters(self.bus, self.log)
         agents = await js.key_value(subjects.AGENTS_BUCKET)
         self.spawn_loop(self._watch_registry(agents), "registry-watch")
-        self.consumer = await js.pull_subscribe(
-            subjects.TASK_SUBMIT_ALL,
-            durable=subjects.ROUTER_CONSUMER,
-            stream=subjects.TASK_STREAM,
-            config=ConsumerConfig(
+        info = await self._bind_consumer()
+        # The server keeps the ack_wait of whoever created the consumer; keep alive by that.
+        ack_wait = float(info.config.ack_wait or self.settings.ack_wait)
+        self.results.retry_for = max(10.0, ack_wait)
+        self.intake = Intake(
+            self.bus.nc,
+            subjects.consumer_next(subjects.TASK_STREAM, subjects.ROUTER_CONSUMER),
+            self._process,
+            self.settings.router_concurrency,
+            ack_wait,
+            self.track,
+            self.stopping,
+            self.log,
+        )
+        await self.intake.start()
+        self.spawn_loop(self.intake.pull_loop(), "pull", drain=True)
+        self.spawn_loop(self.intake.keepalive_loop(), "keepalive")
+
+    async def _bind_consumer(self) -> ConsumerInfo:
+        """The shared durable consumer, created on first use with the same config by any router."""
+        js = self.bus.js
+        try:
+            found: ConsumerInfo = await js.consumer_info(
+                subjects.TASK_STREAM, subjects.ROUTER_CONSUMER
+            )
+            return found
+        except NotFoundError:
+            pass
+        created: ConsumerInfo = await js.add_consumer(
+            subjects.TASK_STREAM,
+            ConsumerConfig(
+                durable_name=subjects.ROUTER_CONSUMER,
+                filter_subject=subjects.TASK_SUBMIT_ALL,
                 ack_policy=AckPolicy.EXPLICIT,
                 deliver_policy=DeliverPolicy.ALL,
                 ack_wait=self.settings.ack_wait,
@@ -81,26 +110,16 @@ class TaskRouter(Service):
                 max_ack_pending=20_000,
             ),
         )
-        # The server keeps the ack_wait of whoever created the consumer; keep alive by that.
-        info = await self.consumer.consumer_info()
-        ack_wait = float(info.config.ack_wait or self.settings.ack_wait)
-        self.results.retry_for = max(10.0, ack_wait)
-        self.intake = Intake(
-            self.consumer,
-            self._process,
-            self.settings.router_concurrency,
-            ack_wait,
-            self.track,
-            self.stopping,
-            self.log,
-        )
-        self.spawn_loop(self.intake.fetch_loop(), "fetch", drain=True)
-        self.spawn_loop(self.intake.keepalive_loop(), "keepalive")
+        return created
+
+    def reconnected(self) -> None:
+        """Pull requests are lost with the connection: ask again."""
+        if hasattr(self, "intake"):
+            self.intake.reconnected()
 
     async def teardown(self) -> None:
-        """Release the consumer binding before the connection drains."""
-        with contextlib.suppress(Exception):
-            await self.consumer.unsubscribe()
+        """Stop receiving pulled messages before the connection drains."""
+        await self.intake.stop()
 
     def stats_data(self) -> dict[str, Any]:
         """Throughput and latency figures shown in $SRV.STATS and `swarmhub up`."""
