@@ -85,6 +85,9 @@ class RouterSettings(_Env):
     """A task-router."""
 
     router_concurrency: int = Field(default=256, ge=1)
+    dispatch_batching: bool = Field(
+        default=True, description="Send the attempts for one agent started together as one batch."
+    )
     ack_wait: float = Field(default=30.0, gt=0)
     max_deliver: int = Field(default=20, ge=2)
     results_ttl: float = Field(default=24 * 3600.0, gt=0)

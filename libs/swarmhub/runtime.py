@@ -19,6 +19,7 @@ from opentelemetry.trace import SpanKind
 from pydantic import BaseModel
 
 from swarmhub import __version__, metrics, telemetry, tracing
+from swarmhub.batching import BatchReplier
 from swarmhub.bus import Bus, connect, error_body, error_headers
 from swarmhub.config import BusSettings, RuntimeSettings, TelemetrySettings, redact_url
 from swarmhub.errors import ErrorCode, ServiceError
@@ -39,6 +40,7 @@ class Endpoint:
     queue_group: str | None = DEFAULT_QUEUE_GROUP
     concurrency: int = 64
     template: str | None = None
+    batch: bool = False
 
     def __post_init__(self) -> None:
         self.stats = EndpointStats(self.name, self.subject, self.queue_group)
@@ -87,8 +89,13 @@ class Service:
         queue_group: str | None = DEFAULT_QUEUE_GROUP,
         concurrency: int | None = None,
         template: str | None = None,
+        batch: bool = False,
     ) -> Endpoint:
-        """Declare an endpoint; it is subscribed when the service starts."""
+        """Declare an endpoint; it is subscribed when the service starts.
+
+        With batch=True, `model` has an `items` list; `handler` runs once per item, concurrently,
+        and answers stream back as they finish (see `swarmhub.batching`).
+        """
         endpoint = Endpoint(
             name,
             subject,
@@ -97,6 +104,7 @@ class Service:
             queue_group,
             concurrency or self.runtime_settings.endpoint_concurrency,
             template,
+            batch,
         )
         self.endpoints.append(endpoint)
         return endpoint
@@ -176,13 +184,16 @@ class Service:
         telemetry.configure_tracing(self.name, self.identity.instance_id, self.telemetry_settings)
         nc = await self._connect_with_retry()
         self._bus = Bus(nc, self.bus_settings)
+        self._replier = BatchReplier(self._bus, self.track)
         await self.setup()
         for endpoint in self.endpoints:
             endpoint.requests_metric = metrics.ENDPOINT_REQUESTS.labels(self.name, endpoint.name)
             endpoint.subscription = await nc.subscribe(
                 endpoint.subject,
                 queue=endpoint.queue_group or "",
-                cb=self._make_callback(endpoint),
+                cb=self._make_batch_callback(endpoint)
+                if endpoint.batch
+                else self._make_callback(endpoint),
                 pending_msgs_limit=1_000_000,
                 pending_bytes_limit=self.bus_settings.pending_bytes,
             )
@@ -230,6 +241,61 @@ class Service:
             task.add_done_callback(self._in_flight.discard)
 
         return on_message
+
+    def _make_batch_callback(self, endpoint: Endpoint) -> Callable[[Msg], Awaitable[None]]:
+        async def on_batch(msg: Msg) -> None:
+            try:
+                batch = self.bus.decode(msg.data, endpoint.model)
+            except ServiceError as exc:
+                endpoint.stats.record(0, f"{exc.status}:{exc.message}")
+                await self._respond_error(endpoint, msg, exc)
+                return
+            for index, item in enumerate(getattr(batch, "items")):  # noqa: B009
+                # Waiting here blocks this subscription's delivery: backpressure, as for one.
+                await endpoint.semaphore.acquire()
+                task = asyncio.create_task(self._handle_item(endpoint, msg.reply, index, item))
+                self._in_flight.add(task)
+                task.add_done_callback(self._in_flight.discard)
+
+        return on_batch
+
+    async def _handle_item(
+        self, endpoint: Endpoint, reply_to: str, index: int, item: BaseModel
+    ) -> None:
+        started = time.perf_counter_ns()
+        error: str | None = None
+        try:
+            reply = await endpoint.handler(item)
+            if reply_to and reply is not None:
+                self._replier.ok(reply_to, index, reply)
+        except ServiceError as exc:
+            error = f"{exc.status}:{exc.message}"
+            metrics.ENDPOINT_ERRORS.labels(self.name, endpoint.name, exc.code.value).inc()
+            if exc.code is not ErrorCode.BUSY:
+                self.log.info(
+                    "request_rejected",
+                    endpoint=endpoint.name,
+                    code=exc.code.value,
+                    reason=cut(exc.message, 200),
+                )
+            if reply_to:
+                self._replier.error(reply_to, index, exc)
+        except Exception:
+            error = "500:internal"
+            self.log.exception("handler_failed", endpoint=endpoint.name)
+            if reply_to:
+                self._replier.error(
+                    reply_to,
+                    index,
+                    ServiceError(
+                        ErrorCode.INTERNAL,
+                        f"Internal error in {endpoint.name}; see the service log.",
+                    ),
+                )
+        finally:
+            endpoint.semaphore.release()
+            endpoint.stats.record(time.perf_counter_ns() - started, error)
+            endpoint.requests_metric.inc()
 
     async def _handle(self, endpoint: Endpoint, msg: Msg) -> None:
         started = time.perf_counter_ns()

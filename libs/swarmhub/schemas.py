@@ -28,7 +28,7 @@ def now() -> float:
 class Message(BaseModel):
     """Base of every wire message: unknown fields are rejected, so typos fail loudly."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 class Priority(StrEnum):
@@ -112,6 +112,30 @@ class RunReply(Message):
     output: Any = None
     cached: bool = False
     run_ms: float = 0.0
+
+
+MAX_BATCH = 256
+"""Most attempts one dispatch batch carries."""
+
+
+class RunBatch(Message):
+    """A router asks one agent to run several attempts; answers come back as BatchReply messages."""
+
+    items: list[RunRequest] = Field(min_length=1, max_length=MAX_BATCH)
+
+
+class BatchItemReply(Message):
+    """The answer to item `i` of a RunBatch: its RunReply, or the error it failed with."""
+
+    i: int = Field(ge=0, lt=MAX_BATCH)
+    ok: RunReply | None = None
+    error: ErrorInfo | None = None
+
+
+class BatchReply(Message):
+    """Answers to some items of one RunBatch (an agent sends them as attempts finish)."""
+
+    items: list[BatchItemReply] = Field(min_length=1, max_length=MAX_BATCH)
 
 
 class AgentRegistration(Message):

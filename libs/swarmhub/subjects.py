@@ -41,6 +41,7 @@ TEMPLATES = {
     "result": f"{PREFIX}.task.result.{{task_id}}",
     "dead": f"{PREFIX}.task.dead.{{capability}}",
     "run": f"{PREFIX}.agent.{{agent_id}}.run",
+    "batch": f"{PREFIX}.agent.{{agent_id}}.batch",
     "heartbeat": f"{PREFIX}.swarm.heartbeat.{{agent_id}}",
     "event": f"{PREFIX}.swarm.event.{{kind}}",
     "inval": f"{PREFIX}.cache.inval.{{namespace}}",
@@ -77,6 +78,11 @@ def task_dead(capability: str) -> str:
 def agent_run(agent_id: str) -> str:
     """Subject one agent serves task execution requests on."""
     return f"{PREFIX}.agent.{check_token(agent_id, 'agent id')}.run"
+
+
+def agent_batch(agent_id: str) -> str:
+    """Subject one agent serves batches of task execution requests on (answers stream back)."""
+    return f"{PREFIX}.agent.{check_token(agent_id, 'agent id')}.batch"
 
 
 def swarm_heartbeat(agent_id: str) -> str:

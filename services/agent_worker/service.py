@@ -21,6 +21,7 @@ from swarmhub.schemas import (
     Heartbeat,
     LeaveRequest,
     RegisterReply,
+    RunBatch,
     RunReply,
     RunRequest,
     new_id,
@@ -61,14 +62,24 @@ class AgentWorker(Service):
         self.memo_hits = 0
         self._background: set[asyncio.Task[bool]] = set()
         self.heartbeat_interval = self.settings.heartbeat_interval
+        # Above capacity so that excess requests get a quick BUSY instead of waiting.
+        admit = self.settings.concurrency * 2 + 8
         self.add_endpoint(
             "run",
             subjects.agent_run(self.agent_id),
             RunRequest,
             self.run_task,
-            # Above capacity so that excess requests get a quick BUSY instead of waiting.
-            concurrency=self.settings.concurrency * 2 + 8,
+            concurrency=admit,
             template=subjects.TEMPLATES["run"],
+        )
+        self.add_endpoint(
+            "batch",
+            subjects.agent_batch(self.agent_id),
+            RunBatch,
+            self.run_task,
+            concurrency=admit,
+            template=subjects.TEMPLATES["batch"],
+            batch=True,
         )
         metrics.WORKER_CAPACITY.set(self.settings.concurrency)
 

@@ -6,7 +6,8 @@ import asyncio
 import time
 from typing import Any
 
-from swarmhub import codec, metrics, subjects
+from swarmhub import codec, metrics, subjects, tracing
+from swarmhub.batching import BatchDispatcher
 from swarmhub.breaker import (
     BreakerConfig,
     BreakerRegistry,
@@ -53,6 +54,7 @@ class Attempts:
             ),
             listeners=[telemetry_listener],
         )
+        self.batches = BatchDispatcher(bus, subjects.agent_batch)
         # Dispatches per agent, so that an agent leaving ends its attempts at once.
         self.dispatches: dict[str, set[asyncio.Task[Any]]] = {}
         self._gone: set[asyncio.Task[Any]] = set()
@@ -178,14 +180,25 @@ class Attempts:
         pending.add(current)
         self.view.acquire(agent_id)
         started = time.perf_counter()
+        timeout = attempt_timeout(task, time.time())
         try:
-            return await self.bus.request(
-                subjects.agent_run(agent_id),
-                body,
-                RunReply,
-                timeout=attempt_timeout(task, time.time()),
-                template=subjects.TEMPLATES["run"],
-            )
+            if tracing.switch.on or not self.settings.dispatch_batching:
+                # Traced attempts travel alone, each with its own trace context in its headers.
+                return await self.bus.request(
+                    subjects.agent_run(agent_id),
+                    body,
+                    RunReply,
+                    timeout=timeout,
+                    template=subjects.TEMPLATES["run"],
+                )
+            try:
+                return await asyncio.wait_for(self.batches.submit(agent_id, body), timeout)
+            except TimeoutError:
+                raise ServiceError(
+                    ErrorCode.TIMEOUT,
+                    f"Agent {agent_id} did not answer attempt {attempt} within {timeout:g} s.",
+                    retryable=True,
+                ) from None
         except asyncio.CancelledError:
             if current not in self._gone:
                 raise

@@ -63,6 +63,7 @@ class TaskRouter(Service):
             js, results_ttl=self.settings.results_ttl, replicas=self.settings.replicas
         )
         self.attempts = Attempts(self.bus, self.view, self.settings)
+        await self.attempts.batches.start()
         self.results = ResultStore(self.bus, await js.key_value(subjects.RESULTS_BUCKET), self.log)
         self.dead = DeadLetters(self.bus, self.log)
         agents = await js.key_value(subjects.AGENTS_BUCKET)
@@ -84,6 +85,7 @@ class TaskRouter(Service):
         await self.intake.start()
         self.spawn_loop(self.intake.pull_loop(), "pull", drain=True)
         self.spawn_loop(self.intake.keepalive_loop(), "keepalive")
+        self.spawn_loop(self._sweep_loop(), "sweep")
 
     async def _bind_consumer(self) -> ConsumerInfo:
         """The shared durable consumer, created on first use with the same config by any router."""
@@ -112,14 +114,21 @@ class TaskRouter(Service):
         )
         return created
 
+    async def _sweep_loop(self) -> None:
+        """Forget dispatch batches whose attempts all ended (some never get an answer)."""
+        while True:
+            await asyncio.sleep(2.0)
+            self.attempts.batches.sweep()
+
     def reconnected(self) -> None:
         """Pull requests are lost with the connection: ask again."""
         if hasattr(self, "intake"):
             self.intake.reconnected()
 
     async def teardown(self) -> None:
-        """Stop receiving pulled messages before the connection drains."""
+        """Stop receiving pulled messages and answers before the connection drains."""
         await self.intake.stop()
+        await self.attempts.batches.stop()
 
     def stats_data(self) -> dict[str, Any]:
         """Throughput and latency figures shown in $SRV.STATS and `swarmhub up`."""
