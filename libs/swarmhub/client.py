@@ -18,7 +18,7 @@ from swarmhub import codec, subjects
 from swarmhub.bus import Bus, connect
 from swarmhub.config import BusSettings, redact_url
 from swarmhub.errors import ErrorCode, ServiceError
-from swarmhub.limits import cut
+from swarmhub.limits import check_schedule, cut
 from swarmhub.registry import read_agents
 from swarmhub.schemas import (
     Ack,
@@ -95,6 +95,7 @@ class SwarmClient:
         """
         data = self.bus.encode(task)
         self.bus.limits.check_task(len(data))
+        check_schedule(task, time.time())
         await self.bus.js_publish(
             subjects.task_submit(task.capability),
             data,

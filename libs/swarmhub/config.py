@@ -66,6 +66,21 @@ class RuntimeSettings(_Env):
     )
 
 
+class StorageSettings(_Env):
+    """Size limits of the streams and buckets, applied when they are created or updated."""
+
+    tasks_max_bytes: int = Field(
+        default=1024**3, ge=1024 * 1024, description="Task stream; full = new submits refused."
+    )
+    dead_max_bytes: int = Field(
+        default=256 * 1024**2, ge=1024 * 1024, description="Dead letters; full = oldest dropped."
+    )
+    results_max_bytes: int = Field(
+        default=1024**3, ge=1024 * 1024, description="Results bucket; full = writes wait."
+    )
+    agents_max_bytes: int = Field(default=64 * 1024**2, ge=1024 * 1024)
+
+
 class WorkerSettings(_Env):
     """An agent-worker."""
 
@@ -92,6 +107,9 @@ class RouterSettings(_Env):
     max_deliver: int = Field(default=20, ge=2)
     results_ttl: float = Field(default=24 * 3600.0, gt=0)
     no_agent_wait: float = Field(default=30.0, ge=0)
+    not_before_horizon: float = Field(
+        default=3600.0, gt=0, description="How far ahead a task's not_before may be, in seconds."
+    )
     retry_backoff: float = Field(default=0.1, gt=0)
     retry_backoff_max: float = Field(default=5.0, gt=0)
     replicas: int = Field(default=1, ge=1, le=5)

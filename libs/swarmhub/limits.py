@@ -9,8 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from swarmhub.errors import ErrorCode, ServiceError
+
+if TYPE_CHECKING:
+    from swarmhub.schemas import Task
 
 HEADER_ROOM = 4096
 """Bytes kept free on every message for headers (content type, ids, trace context, errors)."""
@@ -18,6 +22,8 @@ TASK_ENVELOPE_ROOM = 8192
 """Bytes a task may grow by in flight: dispatch wrapper plus retry state (error, agents)."""
 MAX_ERROR_MESSAGE = 1024
 """Error sentences are cut to this many characters before they travel or are stored."""
+NOT_BEFORE_HORIZON = 3600.0
+"""Default of how far ahead (seconds) a task may ask to start (SWARMHUB_NOT_BEFORE_HORIZON)."""
 MIN_MAX_PAYLOAD = 64 * 1024
 """The smallest server `max_payload` SwarmHub runs with (room for envelopes and headers)."""
 _HEADER_LINE = len("NATS/1.0\r\n") + len("\r\n")
@@ -75,3 +81,13 @@ class Limits:
                 f"(the message limit of {self.body} bytes less {TASK_ENVELOPE_ROOM} bytes "
                 "for dispatch and retry state).",
             )
+
+
+def check_schedule(task: Task, now: float, horizon: float = NOT_BEFORE_HORIZON) -> None:
+    """Raise INVALID_TASK when a task asks to start further ahead than `horizon` seconds."""
+    if task.not_before is not None and task.not_before - now > horizon:
+        raise ServiceError(
+            ErrorCode.INVALID_TASK,
+            f"Task not_before is {task.not_before - now:.0f} s ahead; at most {horizon:g} s "
+            "is allowed (SWARMHUB_NOT_BEFORE_HORIZON).",
+        )

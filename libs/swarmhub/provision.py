@@ -17,13 +17,18 @@ from nats.js.errors import BadRequestError, NotFoundError, ServiceUnavailableErr
 from nats.js.kv import KeyValue
 
 from swarmhub import subjects
+from swarmhub.config import StorageSettings
 
 DUPLICATE_WINDOW_S = 120.0
 DEAD_LETTER_MAX_AGE_S = 7 * 24 * 3600.0
 
 
-def task_stream_config(replicas: int = 1) -> StreamConfig:
-    """Work-queue stream of submitted tasks, deduplicated by Nats-Msg-Id."""
+def task_stream_config(replicas: int = 1, storage: StorageSettings | None = None) -> StreamConfig:
+    """Work-queue stream of submitted tasks, deduplicated by Nats-Msg-Id.
+
+    When full it refuses new submissions (the client gets an error), never drops a stored task.
+    """
+    storage = storage or StorageSettings()
     return StreamConfig(
         name=subjects.TASK_STREAM,
         subjects=[subjects.TASK_SUBMIT_ALL],
@@ -32,18 +37,22 @@ def task_stream_config(replicas: int = 1) -> StreamConfig:
         duplicate_window=DUPLICATE_WINDOW_S,
         discard=DiscardPolicy.NEW,
         max_msgs=1_000_000,
+        max_bytes=storage.tasks_max_bytes,
         num_replicas=replicas,
     )
 
 
-def dead_stream_config(replicas: int = 1) -> StreamConfig:
-    """Limits stream of dead letters, kept for a week."""
+def dead_stream_config(replicas: int = 1, storage: StorageSettings | None = None) -> StreamConfig:
+    """Limits stream of dead letters, kept for a week; when full the oldest letters go first."""
+    storage = storage or StorageSettings()
     return StreamConfig(
         name=subjects.DEAD_STREAM,
         subjects=[subjects.TASK_DEAD_ALL],
         retention=RetentionPolicy.LIMITS,
         storage=StorageType.FILE,
         max_age=DEAD_LETTER_MAX_AGE_S,
+        max_bytes=storage.dead_max_bytes,
+        discard=DiscardPolicy.OLD,
         duplicate_window=DUPLICATE_WINDOW_S,
         num_replicas=replicas,
     )
@@ -63,7 +72,13 @@ async def ensure_stream(js: JetStreamContext, config: StreamConfig) -> None:
 
 
 async def ensure_kv(
-    js: JetStreamContext, bucket: str, *, ttl: float | None, history: int = 1, replicas: int = 1
+    js: JetStreamContext,
+    bucket: str,
+    *,
+    ttl: float | None,
+    history: int = 1,
+    replicas: int = 1,
+    max_bytes: int = -1,
 ) -> KeyValue:
     """Bind to a KV bucket, creating it when missing."""
     try:
@@ -78,6 +93,7 @@ async def ensure_kv(
                 ttl=ttl,
                 storage=StorageType.FILE,
                 replicas=replicas,
+                max_bytes=max_bytes,
             )
         )
     except BadRequestError:
@@ -90,11 +106,13 @@ async def ensure_all(
     results_ttl: float = 24 * 3600.0,
     replicas: int = 1,
     attempts: int = 10,
+    storage: StorageSettings | None = None,
 ) -> None:
     """Provision every stream and bucket, retrying while a cluster is still electing leaders."""
+    storage = storage or StorageSettings()
     for attempt in range(1, attempts + 1):
         try:
-            await _ensure_all(js, results_ttl=results_ttl, replicas=replicas)
+            await _ensure_all(js, results_ttl=results_ttl, replicas=replicas, storage=storage)
             return
         except (NatsTimeoutError, ServiceUnavailableError):
             if attempt == attempts:
@@ -102,8 +120,18 @@ async def ensure_all(
             await asyncio.sleep(min(2.0, 0.2 * attempt))
 
 
-async def _ensure_all(js: JetStreamContext, *, results_ttl: float, replicas: int) -> None:
-    await ensure_stream(js, task_stream_config(replicas))
-    await ensure_stream(js, dead_stream_config(replicas))
-    await ensure_kv(js, subjects.RESULTS_BUCKET, ttl=results_ttl, replicas=replicas)
-    await ensure_kv(js, subjects.AGENTS_BUCKET, ttl=None, replicas=replicas)
+async def _ensure_all(
+    js: JetStreamContext, *, results_ttl: float, replicas: int, storage: StorageSettings
+) -> None:
+    await ensure_stream(js, task_stream_config(replicas, storage))
+    await ensure_stream(js, dead_stream_config(replicas, storage))
+    await ensure_kv(
+        js,
+        subjects.RESULTS_BUCKET,
+        ttl=results_ttl,
+        replicas=replicas,
+        max_bytes=storage.results_max_bytes,
+    )
+    await ensure_kv(
+        js, subjects.AGENTS_BUCKET, ttl=None, replicas=replicas, max_bytes=storage.agents_max_bytes
+    )

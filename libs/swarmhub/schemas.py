@@ -5,14 +5,47 @@ from __future__ import annotations
 import time
 import uuid
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from swarmhub.errors import ErrorCode
 
 TOKEN_PATTERN = r"^[A-Za-z0-9_-]{1,128}$"
 Token = str  # documented alias: a single subject token, validated by TOKEN_PATTERN
+
+
+MAX_PAYLOAD_DEPTH = 64
+"""Deepest nesting of maps and lists a task payload may have."""
+EPOCH_MIN = 946_684_800.0  # 2000-01-01
+EPOCH_MAX = 32_503_680_000.0  # 3000-01-01: anything later is a timestamp in the wrong unit
+
+
+def _epoch_seconds(value: float) -> float:
+    if not EPOCH_MIN <= value <= EPOCH_MAX:
+        hint = " (it looks like milliseconds)" if value > EPOCH_MAX else ""
+        raise ValueError(
+            f"must be seconds since the Unix epoch, e.g. {int(time.time())}; got {value:g}{hint}"
+        )
+    return value
+
+
+def _shallow(payload: dict[str, Any]) -> dict[str, Any]:
+    stack: list[tuple[Any, int]] = [(payload, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > MAX_PAYLOAD_DEPTH:
+            raise ValueError(f"nests deeper than {MAX_PAYLOAD_DEPTH} levels of maps and lists")
+        if isinstance(value, dict):
+            stack.extend((v, depth + 1) for v in value.values())
+        elif isinstance(value, list):
+            stack.extend((v, depth + 1) for v in value)
+    return payload
+
+
+EpochSeconds = Annotated[float, Field(allow_inf_nan=False), AfterValidator(_epoch_seconds)]
+"""A wall-clock time on the wire: finite seconds since the Unix epoch, between 2000 and 3000."""
+AgentId = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,128}$")]
 
 
 def new_id() -> str:
@@ -53,7 +86,7 @@ class ErrorInfo(Message):
     """An error as it travels on the wire: a stable code and a human sentence."""
 
     code: ErrorCode
-    message: str
+    message: str = Field(max_length=4096)
     retryable: bool = False
 
 
@@ -62,18 +95,18 @@ class Task(Message):
 
     id: str = Field(default_factory=new_id, pattern=TOKEN_PATTERN)
     capability: str = Field(pattern=TOKEN_PATTERN)
-    payload: dict[str, Any] = Field(default_factory=dict)
+    payload: Annotated[dict[str, Any], AfterValidator(_shallow)] = Field(default_factory=dict)
     priority: Priority = Priority.NORMAL
-    deadline: float | None = Field(default=None, description="Epoch seconds; None = no deadline.")
-    attempt_timeout: float = Field(default=30.0, gt=0, le=3600)
+    deadline: EpochSeconds | None = Field(default=None, description="None = no deadline.")
+    attempt_timeout: float = Field(default=30.0, gt=0, le=3600, allow_inf_nan=False)
     max_attempts: int = Field(default=3, ge=1, le=20)
     affinity: str | None = Field(default=None, max_length=256)
-    created_at: float = Field(default_factory=now)
+    created_at: EpochSeconds = Field(default_factory=now)
     # Retry state travels with the task, so routers stay stateless.
-    attempt: int = Field(default=0, ge=0, description="Attempts already made.")
+    attempt: int = Field(default=0, ge=0, le=20, description="Attempts already made.")
     last_error: ErrorInfo | None = None
-    not_before: float | None = Field(default=None, description="Epoch seconds of the next try.")
-    tried_agents: list[str] = Field(default_factory=list, max_length=32)
+    not_before: EpochSeconds | None = Field(default=None, description="Time of the next try.")
+    tried_agents: list[AgentId] = Field(default_factory=list, max_length=32)
 
 
 class Timings(Message):

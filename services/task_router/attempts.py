@@ -18,15 +18,18 @@ from swarmhub.breaker import (
 from swarmhub.bus import Bus
 from swarmhub.config import RouterSettings
 from swarmhub.errors import ErrorCode, ServiceError
-from swarmhub.schemas import ErrorInfo, ResultStatus, RunReply, Task, Timings
+from swarmhub.schemas import ResultStatus, RunReply, Task, Timings
 from task_router.decisions import (
+    Defer,
     Final,
     Outcome,
     after_failure,
     attempt_timeout,
     deadline_error,
+    defer_for,
     is_agent_fault,
     make_result,
+    no_agent_result,
 )
 from task_router.registry import AgentView
 
@@ -55,6 +58,9 @@ class Attempts:
             listeners=[telemetry_listener],
         )
         self.batches = BatchDispatcher(bus, subjects.agent_batch)
+        # Slots waiting for an agent to appear; past the cap such tasks are deferred instead.
+        self.waiting = 0
+        self.wait_cap = max(1, settings.router_concurrency // 4)
         # Dispatches per agent, so that an agent leaving ends its attempts at once.
         self.dispatches: dict[str, set[asyncio.Task[Any]]] = {}
         self._gone: set[asyncio.Task[Any]] = set()
@@ -72,13 +78,16 @@ class Attempts:
             self.breakers.get(agent_id).state is not CircuitState.OPEN
         )
 
-    async def run(self, task: Task, raw: dict[str, Any]) -> Outcome:
-        """One attempt of `task` (`raw` is its decoded body); a final result or a retry."""
+    async def run(self, task: Task, raw: dict[str, Any], queued_at: float) -> Outcome:
+        """One attempt of `task` (`raw` is its decoded body, `queued_at` when its message was
+        stored): a final result, a retry, or a deferral that frees the slot."""
+        deferred = defer_for(task, time.time())
+        if deferred is not None:
+            return deferred
         if task.not_before is not None and task.not_before > time.time():
             await _sleep_until(task.not_before, task.deadline)
         tried = set(task.tried_agents)
         rejected: set[str] = set()
-        waiting_since: float | None = None
         while True:
             now = time.time()
             if task.deadline is not None and now >= task.deadline:
@@ -94,28 +103,23 @@ class Attempts:
                 agent = None
             if agent is None:
                 if not self.view.has_capability(task.capability):
-                    waiting_since = waiting_since or time.monotonic()
-                    if time.monotonic() - waiting_since >= self.settings.no_agent_wait:
-                        error = ErrorInfo(
-                            code=ErrorCode.NO_AGENT,
-                            message=f"No live agent offers capability {task.capability!r} "
-                            f"(waited {self.settings.no_agent_wait:g} s).",
-                        )
-                        result = make_result(
-                            task,
-                            ResultStatus.DEAD_LETTERED,
-                            time.time(),
-                            error=error,
-                            attempts=task.attempt,
-                        )
-                        return Final(result, dead_letter=True)
+                    now = time.time()
+                    if now - queued_at >= self.settings.no_agent_wait:
+                        return no_agent_result(task, self.settings.no_agent_wait, now)
+                    if self.waiting >= self.wait_cap:
+                        # Enough slots already wait for agents: keep the rest free for work that
+                        # can run, and look at this task again later.
+                        return Defer(max(0.2, self.settings.no_agent_wait / 5))
                 budget = 0.5 if rejected else 1.0
                 if task.deadline is not None:
                     budget = min(budget, task.deadline - time.time())
                 rejected.clear()
-                await self.view.wait_for_change(budget)
+                self.waiting += 1
+                try:
+                    await self.view.wait_for_change(budget)
+                finally:
+                    self.waiting -= 1
                 continue
-            waiting_since = None
             breaker = self.breakers.get(agent.agent_id)
             try:
                 permit = breaker.acquire_permission()

@@ -35,7 +35,36 @@ class Retry:
     msg_id: str
 
 
-Outcome = Final | Retry
+@dataclass(frozen=True)
+class Defer:
+    """Not now: hand the message back to be delivered again after `delay` seconds."""
+
+    delay: float
+
+
+Outcome = Final | Retry | Defer
+HOLD_AT_MOST = 1.0
+"""Seconds a router waits in a slot for a task's `not_before`; longer waits are deferred."""
+
+
+def defer_for(task: Task, now: float) -> Defer | None:
+    """A Defer when the task is due later than a router should hold a slot for it."""
+    if task.not_before is None:
+        return None
+    due = task.not_before if task.deadline is None else min(task.not_before, task.deadline)
+    return Defer(due - now) if due - now > HOLD_AT_MOST else None
+
+
+def no_agent_result(task: Task, waited: float, now: float) -> Final:
+    """The final result of a task no live agent could take within `waited` seconds."""
+    error = ErrorInfo(
+        code=ErrorCode.NO_AGENT,
+        message=f"No live agent offers capability {task.capability!r} (waited {waited:g} s).",
+    )
+    return Final(
+        make_result(task, ResultStatus.DEAD_LETTERED, now, error=error, attempts=task.attempt),
+        dead_letter=True,
+    )
 
 
 def is_agent_fault(code: ErrorCode) -> bool:

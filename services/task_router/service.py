@@ -19,6 +19,7 @@ from swarmhub import codec, metrics, provision, subjects, tracing
 from swarmhub.bus import HDR_MSG_ID
 from swarmhub.config import RouterSettings
 from swarmhub.errors import ErrorCode, ServiceError
+from swarmhub.limits import check_schedule
 from swarmhub.runtime import Service
 from swarmhub.schemas import (
     TOKEN_PATTERN,
@@ -31,7 +32,7 @@ from swarmhub.schemas import (
     TaskResult,
 )
 from task_router.attempts import Attempts
-from task_router.decisions import Final, Retry, make_result
+from task_router.decisions import Defer, Final, Retry, make_result
 from task_router.intake import Intake
 from task_router.registry import AgentView
 from task_router.results import DeadLetters, ResultStore
@@ -211,7 +212,11 @@ class TaskRouter(Service):
                 msg, make_result(task, ResultStatus.DEAD_LETTERED, time.time(), error=error)
             )
             return
-        outcome = await self.attempts.run(task, raw)
+        queued_at = meta.timestamp.timestamp() if meta.timestamp else time.time()
+        outcome = await self.attempts.run(task, raw, queued_at)
+        if isinstance(outcome, Defer):
+            await msg.nak(delay=outcome.delay)
+            return
         if isinstance(outcome, Retry):
             try:
                 # The retry is a new stream message (its own dedupe id); the original is acked.
@@ -259,7 +264,12 @@ class TaskRouter(Service):
         elif len(msg.data) > self.bus.limits.body - DISPATCH_ROOM:
             self.bus.limits.check_task(len(msg.data))
         if "id" not in raw:
-            raw["id"] = task.id
+            raise ServiceError(
+                ErrorCode.INVALID_TASK,
+                "Task has no 'id': give every task one (1-128 of A-Z a-z 0-9 _ -) so that its "
+                "result can be found.",
+            )
+        check_schedule(task, time.time(), self.settings.not_before_horizon)
         return task, raw
 
     async def _reject(

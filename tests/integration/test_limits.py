@@ -3,14 +3,18 @@ at intake, against a real nats-server with its default max_payload (1 MiB)."""
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import AsyncIterator, Iterator
 
 import msgpack
 import pytest
+from nats.js.api import DiscardPolicy
 
-from swarmhub import subjects
+from swarmhub import codec, subjects
 from swarmhub.bus import HDR_MSG_ID
 from swarmhub.client import SwarmClient
+from swarmhub.config import StorageSettings
 from swarmhub.embedded import LocalCluster
 from swarmhub.errors import ErrorCode, ServiceError
 from swarmhub.schemas import ResultStatus, Task
@@ -90,3 +94,61 @@ async def test_a_task_at_the_task_limit_runs_end_to_end(client: SwarmClient) -> 
     assert result.output == task.payload
     ok = await client.run(Task(capability="echo", payload={"n": 2}), timeout=20)
     assert ok.status is ResultStatus.SUCCEEDED
+
+
+async def _flood(client: SwarmClient, tasks: list[Task]) -> None:
+    for start in range(0, len(tasks), 50):
+        await asyncio.gather(*(client.submit(t) for t in tasks[start : start + 50]))
+
+
+async def test_far_off_tasks_do_not_hold_router_slots(client: SwarmClient) -> None:
+    # Given more tasks due in half an hour than the router has slots (256)
+    later = time.time() + 1800
+    await _flood(client, [Task(capability="echo", not_before=later) for _ in range(300)])
+    # When a normal task is submitted, Then it still runs at once
+    ok = await client.run(Task(capability="echo", payload={"n": 1}), timeout=5)
+    assert ok.status is ResultStatus.SUCCEEDED
+
+
+async def test_tasks_nobody_can_run_do_not_hold_router_slots(client: SwarmClient) -> None:
+    # Given more tasks for a capability no agent offers than the router has slots
+    await _flood(client, [Task(capability="nobody-offers-this") for _ in range(300)])
+    # When a normal task is submitted, Then it still runs at once
+    ok = await client.run(Task(capability="echo", payload={"n": 2}), timeout=5)
+    assert ok.status is ResultStatus.SUCCEEDED
+
+
+async def test_schedules_beyond_the_horizon_and_tasks_without_ids_are_refused(
+    client: SwarmClient,
+) -> None:
+    # The client refuses a task due in ten years, naming the horizon
+    decade = Task(capability="echo", not_before=time.time() + 10 * 365 * 86400)
+    with pytest.raises(ServiceError, match="NOT_BEFORE_HORIZON"):
+        await client.submit(decade)
+    # Sent around the client, the router dead-letters it on its first delivery
+    await client.bus.js.publish(
+        subjects.task_submit("echo"),
+        codec.encode(decade),
+        headers={HDR_MSG_ID: decade.id},
+    )
+    result = await client.wait(decade.id, timeout=10)
+    assert result.status is ResultStatus.DEAD_LETTERED
+    assert result.error is not None and "NOT_BEFORE_HORIZON" in result.error.message
+    # A body without an id is refused as such (the header id is where its result goes)
+    body = msgpack.packb({"capability": "echo", "payload": {}})
+    await client.bus.js.publish(subjects.task_submit("echo"), body, headers={HDR_MSG_ID: "no-id-1"})
+    nameless = await client.wait("no-id-1", timeout=10)
+    assert nameless.status is ResultStatus.DEAD_LETTERED
+    assert nameless.error is not None and "has no 'id'" in nameless.error.message
+
+
+async def test_streams_and_buckets_have_size_limits(client: SwarmClient) -> None:
+    storage = StorageSettings()
+    tasks = await client.bus.js.stream_info(subjects.TASK_STREAM)
+    assert tasks.config.max_bytes == storage.tasks_max_bytes
+    assert tasks.config.discard == DiscardPolicy.NEW  # full: refuse new, never drop a stored task
+    dead = await client.bus.js.stream_info(subjects.DEAD_STREAM)
+    assert dead.config.max_bytes == storage.dead_max_bytes
+    assert dead.config.discard == DiscardPolicy.OLD
+    results = await client.bus.js.stream_info(f"KV_{subjects.RESULTS_BUCKET}")
+    assert results.config.max_bytes == storage.results_max_bytes

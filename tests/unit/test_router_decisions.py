@@ -14,8 +14,10 @@ from task_router.decisions import (
     after_failure,
     attempt_timeout,
     backoff,
+    defer_for,
     final_status,
     is_agent_fault,
+    no_agent_result,
 )
 
 NOW = 1_800_000_000.0
@@ -80,3 +82,19 @@ def test_the_deadline_bounds_the_attempt_timeout() -> None:
     assert attempt_timeout(soon, NOW) == 2
     late = Task(capability="echo", deadline=NOW - 5)
     assert attempt_timeout(late, NOW) == 0.05
+
+
+def test_far_off_tasks_are_deferred_instead_of_holding_a_slot() -> None:
+    assert defer_for(Task(capability="echo"), NOW) is None
+    assert defer_for(Task(capability="echo", not_before=NOW + 0.5), NOW) is None
+    later = defer_for(Task(capability="echo", not_before=NOW + 600), NOW)
+    assert later is not None and later.delay == 600
+    # The deadline comes first: the task is looked at again when it is due to expire
+    bounded = defer_for(Task(capability="echo", not_before=NOW + 600, deadline=NOW + 60), NOW)
+    assert bounded is not None and bounded.delay == 60
+
+
+def test_a_task_no_agent_took_is_dead_lettered_with_the_wait() -> None:
+    outcome = no_agent_result(Task(capability="translate"), 30.0, NOW)
+    assert outcome.dead_letter and outcome.result.status is ResultStatus.DEAD_LETTERED
+    assert outcome.result.error is not None and "waited 30 s" in outcome.result.error.message
