@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -89,10 +90,16 @@ async def sleep(payload: dict[str, Any]) -> Any:
     return {"slept_ms": ms}
 
 
-def cpu_digest(rounds: int, seed: str = "") -> str:
-    """A deterministic CPU-bound loop: `rounds` chained SHA-256 hashes."""
+class Cancelled(Exception):
+    """Raised inside CPU work whose attempt was given up (it timed out or was cancelled)."""
+
+
+def cpu_digest(rounds: int, seed: str = "", stop: threading.Event | None = None) -> str:
+    """A deterministic CPU-bound loop: `rounds` chained SHA-256 hashes; `stop` ends it early."""
     digest = seed.encode()
-    for _ in range(rounds):
+    for done in range(rounds):
+        if stop is not None and done % 4096 == 0 and stop.is_set():
+            raise Cancelled(f"cpu work stopped after {done} of {rounds} rounds")
         digest = hashlib.sha256(digest).digest()
     return digest.hex()
 
@@ -105,12 +112,15 @@ async def cpu(payload: dict[str, Any]) -> Any:
     if not 0 <= rounds <= 10_000_000:
         raise NonRetryableError("Payload field 'rounds' must be between 0 and 10000000.")
     seed = _field(payload, "seed", str, "")
-    # Off the event loop, so heartbeats and other tasks keep flowing during long hashing.
-    digest = (
-        cpu_digest(rounds, seed)
-        if rounds <= 2000
-        else await asyncio.to_thread(cpu_digest, rounds, seed)
-    )
+    if rounds <= 2000:
+        return {"rounds": rounds, "digest": cpu_digest(rounds, seed)}
+    # Off the event loop, so heartbeats and other tasks keep flowing during long hashing; a
+    # timed-out or cancelled attempt stops the thread too (cooperatively, between rounds).
+    stop = threading.Event()
+    try:
+        digest = await asyncio.to_thread(cpu_digest, rounds, seed, stop)
+    finally:
+        stop.set()
     return {"rounds": rounds, "digest": digest}
 
 

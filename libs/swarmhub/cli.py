@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import signal
 import sys
 import time
@@ -12,8 +13,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from swarmhub.config import default_nats_url
+from swarmhub.config import default_nats_url, scrub_credentials
 from swarmhub.errors import ServiceError
+from swarmhub.limits import cut
 from swarmhub.schemas import Priority, Task, TaskResult
 
 
@@ -324,10 +326,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         ]
         return asyncio.run(handler(args))
     except ServiceError as exc:
-        print(f"error: {exc.code.value}: {exc.message}", file=sys.stderr)
+        print(f"error: {exc.code.value}: {cut(exc.message, 500)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:
+        if os.environ.get("SWARMHUB_DEBUG"):
+            raise
+        print(
+            f"error: {type(exc).__name__}: {cut(scrub_credentials(str(exc)), 500)} "
+            "(set SWARMHUB_DEBUG=1 for a traceback)",
+            file=sys.stderr,
+        )
+        return 1
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from collections.abc import Iterable
@@ -120,20 +121,21 @@ class SwarmClient:
         return codec.decode(entry.value or b"", TaskResult)
 
     async def wait(self, task_id: str, timeout: float = 60.0) -> TaskResult:
-        """Wait for a task's final result (event first, stored result as the fallback)."""
-        got: asyncio.Future[TaskResult] = asyncio.get_running_loop().create_future()
+        """Wait for a task's final result as stored by the hub.
+
+        The result event only wakes the wait: what is returned is always the stored result, so
+        an event published by anyone else cannot stand in for it.
+        """
+        arrived = asyncio.Event()
 
         async def on_result(msg: Msg) -> None:
-            if not got.done():
-                try:
-                    got.set_result(codec.decode(msg.data, TaskResult))
-                except ServiceError as exc:
-                    got.set_exception(exc)
+            arrived.set()
 
         sub = await self.bus.nc.subscribe(subjects.task_result(task_id), cb=on_result)
         deadline = time.monotonic() + timeout
         try:
             while True:
+                arrived.clear()
                 try:
                     stored = await self.result(task_id)
                 except ServiceError as exc:
@@ -147,10 +149,8 @@ class SwarmClient:
                     raise ServiceError(
                         ErrorCode.TIMEOUT, f"Task {task_id} has no result after {timeout:g} s."
                     )
-                try:
-                    return await asyncio.wait_for(asyncio.shield(got), timeout=min(1.0, left))
-                except TimeoutError:
-                    continue
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(arrived.wait(), timeout=min(1.0, left))
         finally:
             await sub.unsubscribe()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from typing import Literal
 
 from pydantic import Field
@@ -23,6 +24,14 @@ def redact_url(url: str) -> str:
         scheme, sep, rest = part.rpartition("://")
         parts.append(f"{scheme}{sep}{rest.rsplit('@', 1)[-1]}")
     return ",".join(parts)
+
+
+_USERINFO = re.compile(r"(\b[a-z][a-z0-9+.-]*://)[^/@\s]+@", re.IGNORECASE)
+
+
+def scrub_credentials(text: str) -> str:
+    """`text` with the user names, passwords and tokens of any URLs in it removed."""
+    return _USERINFO.sub(r"\1", text)
 
 
 class _Env(BaseSettings):
@@ -127,6 +136,9 @@ class CoordinatorSettings(_Env):
     expire_after: float = Field(default=3.5, gt=0)
     replicas: int = Field(default=1, ge=1, le=5)
     lease_ttl: float = Field(default=3.0, ge=1.0, description="Leader lease; standbys wait it out.")
+    job_max_fan_out: int = Field(
+        default=256, ge=1, le=10_000, description="Most dispatches one swarm job may ask for."
+    )
 
 
 class CacheSettings(_Env):

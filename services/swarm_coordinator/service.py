@@ -302,6 +302,12 @@ class SwarmCoordinator(Service):
             )
         random.shuffle(live)
         count = job.fan_out or len(live)
+        if count > self.settings.job_max_fan_out:
+            raise ServiceError(
+                ErrorCode.BAD_REQUEST,
+                f"Swarm job asks for {count} dispatches; at most "
+                f"{self.settings.job_max_fan_out} are allowed (SWARMHUB_JOB_MAX_FAN_OUT).",
+            )
         chosen = list(itertools.islice(itertools.cycle(live), count))
         started = time.perf_counter()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
@@ -24,6 +25,7 @@ from swarmhub.schemas import (
     StatusRequest,
     SwarmJob,
     Task,
+    TaskResult,
 )
 from tests.conftest import services_on, wait_for_agents, wait_until
 
@@ -230,6 +232,10 @@ async def test_swarm_job_fans_out_to_every_live_agent(client: SwarmClient) -> No
     with pytest.raises(ServiceError) as info:
         await client.run_job(SwarmJob(capability="nobody-has-this"))
     assert info.value.code is ErrorCode.NO_AGENT
+    # A job may not fan out past the configured bound (256 by default) and is refused by name
+    with pytest.raises(ServiceError, match="SWARMHUB_JOB_MAX_FAN_OUT") as info:
+        await client.run_job(SwarmJob(capability="echo", fan_out=10_000))
+    assert info.value.code is ErrorCode.BAD_REQUEST
 
 
 async def test_dead_letters_can_be_listed_and_replayed(
@@ -272,3 +278,16 @@ async def test_coordinator_repairs_a_registry_entry_lost_behind_its_back(
         return agents[0].agent_id in {a.agent_id for a in await client.agents()}
 
     await wait_until(restored, 15, "the coordinator to restore the registry entry", interval=0.2)
+
+
+async def test_wait_returns_the_stored_result_not_a_forged_event(client: SwarmClient) -> None:
+    # Given a running task and a forged result event for it from someone other than a router
+    task = Task(capability="sleep", payload={"ms": 300})
+    await client.submit(task)
+    forged = TaskResult(task_id=task.id, status=ResultStatus.SUCCEEDED, output="forged")
+    waiting = asyncio.create_task(client.wait(task.id, timeout=20))
+    await asyncio.sleep(0)  # let wait() subscribe before the forgery is sent
+    await client.bus.nc.publish(subjects.task_result(task.id), codec.encode(forged))
+    # When the wait ends, Then it holds the hub's stored result, not the forgery
+    result = await waiting
+    assert result.output == {"slept_ms": 300.0}

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
 
-from swarmhub.capabilities import CapabilityRegistry, builtins, cpu_digest
+from swarmhub.capabilities import Cancelled, CapabilityRegistry, builtins, cpu_digest
 from swarmhub.errors import NonRetryableError
 
 
@@ -60,3 +64,26 @@ def test_subset_names_unknown_capabilities() -> None:
     with pytest.raises(ValueError, match="Unknown capabilities"):
         builtins.subset(["echo", "nope"])
     assert builtins.subset(["echo"]).names() == ["echo"]
+
+
+async def test_cpu_work_stops_when_its_attempt_is_given_up() -> None:
+    # Given a long cpu task running on the only thread of the executor (10 s of hashing)
+    loop = asyncio.get_running_loop()
+    loop.set_default_executor(ThreadPoolExecutor(max_workers=1))
+    cap = builtins.get("cpu")
+    assert cap is not None
+    attempt = asyncio.create_task(cap.handler({"rounds": 10_000_000}))
+    await asyncio.sleep(0.05)
+    # When its attempt is cancelled (as its timeout does)
+    attempt.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await attempt
+    # Then the thread is free again long before the hashing would have ended
+    assert await asyncio.wait_for(loop.run_in_executor(None, lambda: 42), timeout=3) == 42
+
+
+def test_cpu_digest_stops_between_rounds_when_asked() -> None:
+    stop = threading.Event()
+    stop.set()
+    with pytest.raises(Cancelled, match="stopped after 0 of"):
+        cpu_digest(100_000, "", stop)
