@@ -20,6 +20,7 @@ from swarmhub import codec, tracing
 from swarmhub.config import BusSettings
 from swarmhub.errors import ErrorCode, ServiceError
 from swarmhub.limits import Limits, cut
+from swarmhub.roles import inbox_for
 from swarmhub.schemas import ErrorInfo
 
 M = TypeVar("M", bound=BaseModel)
@@ -56,6 +57,8 @@ async def connect(
     return await nats.connect(
         servers=[s.strip() for s in settings.nats_url.split(",")],
         name=name,
+        # A user's inbox is its own: least-privilege permissions let it read no other.
+        inbox_prefix=inbox_for(settings.nats_url),
         connect_timeout=settings.connect_timeout,  # type: ignore[arg-type]
         reconnect_time_wait=settings.reconnect_wait,  # type: ignore[arg-type]
         max_reconnect_attempts=-1 if reconnect else 0,

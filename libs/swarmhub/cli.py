@@ -73,6 +73,11 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument(
         "--sync-always", action="store_true", help="fsync every JetStream write (slower, safer)"
     )
+    up.add_argument(
+        "--insecure",
+        action="store_true",
+        help="no users or permissions (debugging only: any local process may do anything)",
+    )
 
     submit = with_url(sub.add_parser("submit", help="submit one task"))
     submit.add_argument("capability")
@@ -142,7 +147,7 @@ async def _submit(args: argparse.Namespace) -> int:
         msg = describe_validation_error(exc) if isinstance(exc, ValidationError) else str(exc)
         print(f"error: invalid task: {msg}", file=sys.stderr)
         return 2
-    async with await SwarmClient.connect(args.url) as client:
+    async with await SwarmClient.connect(args.url, role="operator") as client:
         await client.submit(task)
         if not args.wait:
             print(json.dumps({"task_id": task.id}) if args.json else task.id)
@@ -153,7 +158,7 @@ async def _submit(args: argparse.Namespace) -> int:
 async def _result(args: argparse.Namespace) -> int:
     from swarmhub.client import SwarmClient
 
-    async with await SwarmClient.connect(args.url) as client:
+    async with await SwarmClient.connect(args.url, role="operator") as client:
         result = await client.result(args.task_id)
     if result is None:
         print(f"error: no result stored for task {args.task_id}", file=sys.stderr)
@@ -164,7 +169,7 @@ async def _result(args: argparse.Namespace) -> int:
 async def _status(args: argparse.Namespace) -> int:
     from swarmhub.client import SwarmClient
 
-    async with await SwarmClient.connect(args.url) as client:
+    async with await SwarmClient.connect(args.url, role="operator") as client:
         agents = await client.agents()
         infos = await client.discover("INFO")
         stats = {s["id"]: s for s in await client.discover("STATS")}
@@ -222,7 +227,7 @@ async def _status(args: argparse.Namespace) -> int:
 async def _dead(args: argparse.Namespace) -> int:
     from swarmhub.client import SwarmClient
 
-    async with await SwarmClient.connect(args.url) as client:
+    async with await SwarmClient.connect(args.url, role="operator") as client:
         letters = await client.dead_letters(limit=getattr(args, "limit", 100_000))
         if args.dead_command == "list":
             if args.json:
@@ -260,6 +265,7 @@ async def _dead(args: argparse.Namespace) -> int:
 
 
 def _up(args: argparse.Namespace) -> int:
+    from swarmhub.credentials import CREDENTIALS_FILE
     from swarmhub.embedded import ClusterConfig, LocalCluster
     from swarmhub.status import StatusLine
 
@@ -276,6 +282,7 @@ def _up(args: argparse.Namespace) -> int:
             coordinators=args.coordinators,
             nats_nodes=args.cluster,
             sync_always=args.sync_always,
+            insecure=args.insecure,
         ),
         on_event=event,
     )
@@ -288,9 +295,17 @@ def _up(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     try:
         cluster.start()
-        event(f"NATS URL: {cluster.url}   logs: {args.data_dir / 'logs'}")
+        event(f"NATS URL: {cluster.server_url}   logs: {args.data_dir / 'logs'}")
+        if cluster.credentials is not None:
+            event(
+                f"per-role credentials: {args.data_dir / CREDENTIALS_FILE} (mode 0600; the CLI "
+                "and SwarmClient find them from this folder or SWARMHUB_DATA_DIR)"
+            )
+        else:
+            event("--insecure: no users or permissions; any local process can do anything")
         event(
-            f'try: swarmhub submit echo --payload \'{{"text": "hi"}}\' --wait --url {cluster.url}'
+            f'try: swarmhub submit echo --payload \'{{"text": "hi"}}\' --wait '
+            f"--url {cluster.server_url}"
         )
         line = StatusLine(cluster.url)
         while not stop["requested"]:

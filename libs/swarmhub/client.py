@@ -17,7 +17,8 @@ from nats.js.kv import KeyValue
 
 from swarmhub import codec, subjects
 from swarmhub.bus import Bus, connect
-from swarmhub.config import BusSettings, redact_url
+from swarmhub.config import BusSettings, default_nats_url, redact_url
+from swarmhub.credentials import client_url
 from swarmhub.errors import ErrorCode, ServiceError
 from swarmhub.limits import check_schedule, cut
 from swarmhub.registry import read_agents
@@ -47,10 +48,19 @@ class SwarmClient:
 
     @classmethod
     async def connect(
-        cls, url: str | None = None, *, name: str = "swarmhub-client", reconnect: bool = False
+        cls,
+        url: str | None = None,
+        *,
+        name: str = "swarmhub-client",
+        reconnect: bool = False,
+        role: str = "client",
     ) -> SwarmClient:
-        """Connect to `url` (default: SWARMHUB_NATS_URL, else nats://127.0.0.1:4222)."""
-        settings = BusSettings(nats_url=url) if url else BusSettings()
+        """Connect to `url` (default: SWARMHUB_NATS_URL, else nats://127.0.0.1:4222).
+
+        A URL without credentials logs in as `role` of the local cluster whose credentials file
+        is found (see `swarmhub.credentials`).
+        """
+        settings = BusSettings(nats_url=client_url(url or default_nats_url(), role))
         try:
             # Bounded: nats-py may wait forever for a server that never answers (nats.py#645).
             nc = await asyncio.wait_for(

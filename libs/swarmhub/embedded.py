@@ -15,6 +15,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from swarmhub.config import redact_url
+from swarmhub.credentials import Credentials, load_or_create, with_user
+from swarmhub.roles import authorization_block, inbox_for
+
 READY_LINE = "Server is ready"
 _LISTEN = re.compile(r"Listening for client connections on [\d.:\[\]a-fA-F]+:(\d+)")
 
@@ -63,6 +67,7 @@ class NatsServer:
     cluster_name: str = "swarmhub"
     monitor_port: int | None = None
     sync_always: bool = False
+    authorization: str | None = None  # an `authorization {}` block: users and permissions
     proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -89,6 +94,8 @@ class NatsServer:
             lines.append("  sync_interval: always")
         lines.append("}")
         lines.append("max_payload: 1MB")
+        if self.authorization:
+            lines.append(self.authorization)
         if self.monitor_port:
             lines.append(f'http: "127.0.0.1:{self.monitor_port}"')
         if self.cluster_port:
@@ -100,7 +107,9 @@ class NatsServer:
                 "}",
             ]
         path = self.data_dir / f"{self.name}.conf"
-        path.write_text("\n".join(lines) + "\n")
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # it holds passwords
+        with os.fdopen(fd, "w") as out:
+            out.write("\n".join(lines) + "\n")
         return path
 
     def start(self, timeout: float = 20.0) -> NatsServer:
@@ -300,7 +309,7 @@ def nats_nodes(config: ClusterConfig) -> list[NatsServer]:
     ]
 
 
-def start_nodes(nodes: list[NatsServer], timeout: float = 30.0) -> None:
+def start_nodes(nodes: list[NatsServer], timeout: float = 30.0, probe_url: str = "") -> None:
     """Start nodes together (a cluster needs its peers to elect a JetStream leader)."""
     threads = [threading.Thread(target=n.start, kwargs={"timeout": timeout}) for n in nodes]
     for thread in threads:
@@ -311,7 +320,7 @@ def start_nodes(nodes: list[NatsServer], timeout: float = 30.0) -> None:
     if down:
         raise RuntimeError(f"nats-server nodes failed to start: {down}")
     if len(nodes) > 1:
-        wait_jetstream(",".join(n.url for n in nodes), timeout)
+        wait_jetstream(probe_url or ",".join(n.url for n in nodes), timeout)
 
 
 def wait_jetstream(url: str, timeout: float = 30.0) -> None:
@@ -322,7 +331,9 @@ def wait_jetstream(url: str, timeout: float = 30.0) -> None:
 
     async def probe() -> None:
         deadline = time.monotonic() + timeout
-        nc = await nats.connect(servers=url.split(","), connect_timeout=2)
+        nc = await nats.connect(
+            servers=url.split(","), connect_timeout=2, inbox_prefix=inbox_for(url)
+        )
         try:
             while True:
                 try:
@@ -331,7 +342,7 @@ def wait_jetstream(url: str, timeout: float = 30.0) -> None:
                 except Exception as exc:
                     if time.monotonic() > deadline:
                         raise TimeoutError(
-                            f"JetStream at {url} not ready after {timeout:g} s"
+                            f"JetStream at {redact_url(url)} not ready after {timeout:g} s"
                         ) from exc
                     await asyncio.sleep(0.2)
         finally:
@@ -367,6 +378,7 @@ class ClusterConfig:
     sync_always: bool = False  # fsync every write (survives power loss of all nodes)
     extra_env: dict[str, str] = field(default_factory=dict)
     nats_url: str | None = None  # use this server instead of starting one
+    insecure: bool = False  # no users or permissions on a server this cluster starts
 
 
 class LocalCluster:
@@ -380,15 +392,34 @@ class LocalCluster:
         self.nodes = nats_nodes(config)
         self.nats = self.nodes[0]
         self.supervisor = Supervisor(config.data_dir / "logs", on_event)
+        self.credentials: Credentials | None = None
+        if config.nats_url is None and not config.insecure:
+            self.credentials = load_or_create(config.data_dir, config.workers)
+            block = authorization_block(self.credentials.authorization())
+            for node in self.nodes:
+                node.authorization = block
+
+    @property
+    def server_url(self) -> str:
+        """URL(s) of the cluster's servers, comma-separated, without credentials."""
+        return self.config.nats_url or ",".join(n.url for n in self.nodes)
 
     @property
     def url(self) -> str:
-        """Client URL(s) of the cluster, comma-separated."""
-        return self.config.nats_url or ",".join(n.url for n in self.nodes)
+        """URL(s) for tools and tests: logged in as the operator when the cluster has users."""
+        return self.url_as("operator")
 
-    def _spec(self, name: str, module: str, **env: str) -> ChildSpec:
+    def url_as(self, role: str, index: int = 0) -> str:
+        """URL(s) logged in as the `index`-th user of `role` (no credentials in open mode)."""
+        if self.credentials is None:
+            return self.server_url
+        return with_user(self.server_url, self.credentials.user(role, index))
+
+    def _spec(self, name: str, module: str, role: str, index: int = 0, **env: str) -> ChildSpec:
+        if self.credentials is not None and role == "worker":
+            env["SWARMHUB_AGENT_ID"] = self.credentials.user(role, index).agent_id or ""
         base = {
-            "SWARMHUB_NATS_URL": self.url,
+            "SWARMHUB_NATS_URL": self.url_as(role, index),
             "SWARMHUB_REPLICAS": str(min(3, self.config.nats_nodes)),
             "PYTHONUNBUFFERED": "1",
             **self.config.extra_env,
@@ -406,25 +437,27 @@ class LocalCluster:
 
     def _start(self) -> LocalCluster:
         if self.config.nats_url is None:
-            start_nodes(self.nodes)
+            start_nodes(self.nodes, probe_url=self.url)
             for node in self.nodes:
                 assert node.proc is not None
                 self.on_event(f"nats-server {node.name} ready at {node.url} (pid {node.proc.pid})")
         add = self.supervisor.add
         for i in range(self.config.coordinators):
             suffix = "" if i == 0 else f"-{i + 1}"
-            add(self._spec(f"swarm-coordinator{suffix}", "swarm_coordinator"))
-        add(self._spec("cache", "cache_service"))
+            add(self._spec(f"swarm-coordinator{suffix}", "swarm_coordinator", "coordinator"))
+        add(self._spec("cache", "cache_service", "cache"))
         for i in range(self.config.workers):
             add(
                 self._spec(
                     f"agent-worker-{i + 1}",
                     "agent_worker",
+                    "worker",
+                    i,
                     SWARMHUB_CONCURRENCY=str(self.config.worker_concurrency),
                 )
             )
         for i in range(self.config.routers):
-            add(self._spec(f"task-router-{i + 1}", "task_router"))
+            add(self._spec(f"task-router-{i + 1}", "task_router", "router"))
         return self
 
     def pids(self) -> dict[str, int]:

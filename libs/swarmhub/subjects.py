@@ -23,6 +23,7 @@ SWARM_REGISTER = f"{PREFIX}.swarm.register"
 SWARM_LEAVE = f"{PREFIX}.swarm.leave"
 SWARM_HEARTBEAT_ALL = f"{PREFIX}.swarm.heartbeat.*"
 SWARM_EVENT_ALL = f"{PREFIX}.swarm.event.>"
+SWARM_JOB_ALL = f"{PREFIX}.swarm.job.>"
 SWARM_JOB_SUBMIT = f"{PREFIX}.swarm.job.submit"
 SWARM_JOB_STATUS = f"{PREFIX}.swarm.job.status"
 
@@ -32,7 +33,11 @@ CACHE_DEL = f"{PREFIX}.cache.del"
 CACHE_STATS = f"{PREFIX}.cache.stats"
 CACHE_INVAL_ALL = f"{PREFIX}.cache.inval.>"
 
+AGENT_RUN_ALL = f"{PREFIX}.agent.*.run"
+AGENT_BATCH_ALL = f"{PREFIX}.agent.*.batch"
+
 SRV_PREFIX = "$SRV"
+SRV_ALL = f"{SRV_PREFIX}.>"
 JS_API_PREFIX = "$JS.API"
 
 # Subject templates, used as span names so that ids never leak into trace names.
@@ -103,6 +108,11 @@ def cache_inval(namespace: str) -> str:
 def consumer_next(stream: str, consumer: str, api_prefix: str = JS_API_PREFIX) -> str:
     """Subject a pull request for the next messages of a durable consumer is sent to."""
     return f"{api_prefix}.CONSUMER.MSG.NEXT.{stream}.{consumer}"
+
+
+def kv_stream(bucket: str) -> str:
+    """Name of the stream behind a KV bucket."""
+    return f"KV_{bucket}"
 
 
 def capability_of(subject: str) -> str:

@@ -27,6 +27,7 @@ from loadgen.scenarios.task import TaskScenario
 from loadgen.thresholds import Thresholds
 from swarmhub import subjects
 from swarmhub.client import SwarmClient
+from swarmhub.config import redact_url
 from swarmhub.errors import ServiceError
 from swarmhub.schemas import Ack, AgentRegistration, LeaveRequest, RegisterReply, SwarmJob
 
@@ -383,7 +384,7 @@ async def run_suite(
         "version": REPORT_VERSION,
         "tool": "swarmhub bench",
         "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "url": cfg.url,
+        "url": redact_url(cfg.url),
         "original": ORIGINAL,
         "targets": TARGETS,
         "results": results,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from swarmhub.client import SwarmClient
+from swarmhub.config import redact_url
 from swarmhub.errors import ErrorCode, ServiceError
 
 CONNECT_TIMEOUT = 10.0
@@ -18,10 +19,12 @@ async def connect(url: str, name: str, timeout: float | None = None) -> SwarmCli
     """
     timeout = timeout or CONNECT_TIMEOUT
     try:
-        return await asyncio.wait_for(SwarmClient.connect(url, name=name), timeout=timeout)
+        return await asyncio.wait_for(
+            SwarmClient.connect(url, name=name, role="operator"), timeout=timeout
+        )
     except TimeoutError:
         raise ServiceError(
             ErrorCode.UNAVAILABLE,
-            f"Cannot connect to NATS at {url} within {timeout:g} s. "
+            f"Cannot connect to NATS at {redact_url(url)} within {timeout:g} s. "
             "Is the cluster running (`swarmhub up`), and is --url right?",
         ) from None

@@ -12,6 +12,7 @@ from loadgen.runner import execute
 from loadgen.schedule import RateSearch
 from loadgen.thresholds import EXIT_BREACHED
 from swarmhub.client import SwarmClient
+from swarmhub.config import redact_url
 
 KEEP_UP = 0.9  # a step passes only if it delivered at least this share of the offered rate
 
@@ -78,7 +79,7 @@ async def find_max(
     return {
         "tool": "swarmhub load --find-max",
         "scenario": base.scenario,
-        "url": base.url,
+        "url": redact_url(base.url),
         "target_p95_ms": target,
         "max_rate_per_s": best,
         "steps": steps,

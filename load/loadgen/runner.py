@@ -18,6 +18,7 @@ from loadgen.scenarios import build
 from loadgen.schedule import measure_start_offset, planned_requests
 from loadgen.thresholds import Figures, alert_lines, evaluate, exit_code
 from swarmhub.client import SwarmClient
+from swarmhub.config import redact_url
 
 LEAD_SECONDS = 0.1  # set-up slack between planning the schedule and its first request
 
@@ -132,7 +133,7 @@ def assemble(
         "version": REPORT_VERSION,
         "tool": "swarmhub load",
         "started_at": started_at,
-        "url": cfg.url,
+        "url": redact_url(cfg.url),
         "scenario": cfg.scenario,
         "mode": cfg.mode,
         "config": {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import shutil
@@ -55,9 +56,13 @@ def make_clone(dest: Path) -> Path:
     return dest
 
 
-def test_readme_run_command_starts_a_working_cluster_and_stops_clean(tmp_path: Path) -> None:
+def test_readme_run_command_starts_a_working_cluster_and_stops_clean(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     command = readme_command("run")
     clone = make_clone(tmp_path / "clone")
+    # As a user in the project folder: the client finds the cluster's credentials there.
+    monkeypatch.setenv("SWARMHUB_DATA_DIR", str(clone / ".data"))
     url = f"nats://127.0.0.1:{free_port()}"
     env = {**os.environ, "SWARMHUB_NATS_URL": url}
     env.pop("VIRTUAL_ENV", None)
@@ -101,7 +106,14 @@ def test_readme_run_command_starts_a_working_cluster_and_stops_clean(tmp_path: P
                 os.kill(pid, signal.SIGKILL)
     output = (tmp_path / "run.log").read_text()
     assert "NATS URL: " + url in output
+    assert "per-role credentials: " in output
     assert "stopped in" in output
+    # Secure by default: the credentials are private, and no password reached the output or logs
+    creds = clone / ".data" / "credentials.json"
+    assert creds.stat().st_mode & 0o777 == 0o600
+    passwords = [u["password"] for u in json.loads(creds.read_text())["users"]]
+    logs = [output, *(p.read_text() for p in (clone / ".data" / "logs").glob("*.log"))]
+    assert not [p for p in passwords if any(p in text for text in logs)]
 
 
 @pytest.mark.parametrize("marker", ["run", "test"])

@@ -82,7 +82,7 @@ REQUIRED_ALERTS = {
 # Dummy values for the `$NATS_*_PASSWORD` references of accounts.conf.
 NATS_PASSWORD_ENV = {
     f"NATS_{user.upper()}_PASSWORD": f"test-{user}"
-    for user in ("router", "worker", "coordinator", "cache", "client")
+    for user in ("router", "worker", "coordinator", "cache", "client", "operator")
 }
 
 
@@ -424,10 +424,22 @@ def test_nats_accounts_compose_with_server_config(tmp_path: Path) -> None:
 
 def test_nats_accounts_users_and_subjects() -> None:
     text = (NATS_DIR / "accounts.conf").read_text()
-    for user in ("router", "worker", "coordinator", "cache", "client"):
-        assert re.search(rf"\{{user: {user},\s+password: \$NATS_{user.upper()}_PASSWORD", text)
-    for subject in ("hub.", "$JS.API.>", "$SRV.>", "_INBOX.>"):
-        assert f'"{subject}' in text, f"accounts.conf should mention {subject}"
+    for user in ("router", "worker", "coordinator", "cache", "client", "operator"):
+        assert re.search(rf'\{{user: "{user}", password: \$NATS_{user.upper()}_PASSWORD', text)
+        # Each user reads only its own inbox
+        assert f'"_INBOX.{user}.>"' in text
+    # Least privilege: no role gets everything, the whole JetStream API, or every inbox
+    for grant in ('">"', '"$JS.API.>"', '"_INBOX.>"', '"$KV.>"'):
+        assert grant not in text, f"accounts.conf grants {grant}"
+
+
+def test_nats_accounts_are_generated_from_the_roles() -> None:
+    from swarmhub.roles import accounts_conf
+
+    assert (NATS_DIR / "accounts.conf").read_text() == accounts_conf(), (
+        "deploy/nats/accounts.conf is stale: run `python -m swarmhub.roles > "
+        "deploy/nats/accounts.conf`"
+    )
 
 
 def test_nats_server_config_settings() -> None:

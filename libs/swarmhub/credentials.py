@@ -1,0 +1,106 @@
+"""Per-role credentials of a local cluster: made once in its data folder, found by clients.
+
+`swarmhub up` writes `<data dir>/credentials.json` (mode 0600): one user and password per role
+and per agent-worker. The CLI and `SwarmClient` read it when their URL carries no credentials,
+from `SWARMHUB_DATA_DIR`, else `./.data` (the default data folder of `swarmhub up`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+from swarmhub.roles import ROLES, Role, worker
+
+CREDENTIALS_FILE = "credentials.json"
+DEFAULT_DATA_DIR = Path(".data")
+
+
+@dataclass(frozen=True)
+class User:
+    """One NATS user of a local cluster."""
+
+    name: str
+    role: str
+    password: str
+    agent_id: str | None = None
+
+    def permissions_role(self) -> Role:
+        """The role this user's permissions come from (a worker's is scoped to its agent id)."""
+        return worker(self.agent_id) if self.role == "worker" else ROLES[self.role]
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """Every user of one local cluster."""
+
+    users: tuple[User, ...]
+
+    def user(self, role: str, index: int = 0) -> User:
+        """The `index`-th user of `role`."""
+        found = [u for u in self.users if u.role == role]
+        if index >= len(found):
+            raise KeyError(f"No credentials for role {role!r} #{index + 1}.")
+        return found[index]
+
+    def authorization(self) -> dict[str, tuple[Role, str]]:
+        """Users as the server's authorization block wants them."""
+        return {u.name: (u.permissions_role(), u.password) for u in self.users}
+
+
+def load_or_create(data_dir: Path, workers: int) -> Credentials:
+    """The cluster's credentials, made (0600) the first time and grown when workers are added."""
+    path = data_dir / CREDENTIALS_FILE
+    users: list[User] = []
+    if path.exists():
+        users = [User(**u) for u in json.loads(path.read_text())["users"]]
+    have = {u.role for u in users}
+    for role in ("router", "coordinator", "cache", "client", "operator"):
+        if role not in have:
+            users.append(User(role, role, secrets.token_urlsafe(24)))
+    existing = sum(1 for u in users if u.role == "worker")
+    for _ in range(existing, workers):
+        agent_id = f"agent-{secrets.token_hex(6)}"
+        users.append(User(f"worker-{agent_id}", "worker", secrets.token_urlsafe(24), agent_id))
+    data_dir.mkdir(parents=True, exist_ok=True)
+    text = json.dumps({"users": [u.__dict__ for u in users]}, indent=1)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(text)
+    path.chmod(0o600)
+    return Credentials(tuple(users))
+
+
+def with_user(url: str, user: User) -> str:
+    """`url` (one or a comma list) logging in as `user`."""
+    parts = []
+    for part in (p.strip() for p in url.split(",")):
+        scheme, sep, rest = part.rpartition("://")
+        host = rest.rsplit("@", 1)[-1]
+        parts.append(f"{scheme}{sep or 'nats://'}{user.name}:{user.password}@{host}")
+    return ",".join(parts)
+
+
+def find(data_dir: Path | None = None) -> Credentials | None:
+    """A local cluster's credentials, if a credentials file is where clients look for it."""
+    base = data_dir or Path(os.environ.get("SWARMHUB_DATA_DIR") or DEFAULT_DATA_DIR)
+    path = base / CREDENTIALS_FILE
+    if not path.is_file():
+        return None
+    return Credentials(tuple(User(**u) for u in json.loads(path.read_text())["users"]))
+
+
+def client_url(url: str, role: str = "client") -> str:
+    """`url` with `role`'s local credentials when it has none and a credentials file is found."""
+    if "@" in url:
+        return url
+    found = find()
+    if found is None:
+        return url
+    try:
+        return with_user(url, found.user(role))
+    except KeyError:
+        return url

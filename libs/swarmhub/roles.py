@@ -1,0 +1,251 @@
+"""Who may publish and subscribe to what: one least-privilege role per kind of process.
+
+The embedded cluster renders these into nats-server's `authorization` block; each role gets its
+own user and password, and every process its own inbox prefix (`_INBOX.<user>`), so no process
+can read another's replies. Nothing here grants `>` or the whole JetStream API.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from urllib.parse import urlparse
+
+from swarmhub import subjects as s
+
+API = s.JS_API_PREFIX
+PROVISIONED = (
+    s.TASK_STREAM,
+    s.DEAD_STREAM,
+    s.kv_stream(s.RESULTS_BUCKET),
+    s.kv_stream(s.AGENTS_BUCKET),
+)
+
+
+def _stream_admin(*streams: str) -> list[str]:
+    """Create, update and look at these streams (provisioning), never delete or purge them."""
+    return [f"{API}.STREAM.{op}.{name}" for name in streams for op in ("INFO", "CREATE", "UPDATE")]
+
+
+def _kv_read(bucket: str) -> list[str]:
+    """Bind to a bucket and get keys from it."""
+    stream = s.kv_stream(bucket)
+    return [
+        f"{API}.STREAM.INFO.{stream}",
+        f"{API}.STREAM.MSG.GET.{stream}",
+        f"{API}.DIRECT.GET.{stream}",
+        f"{API}.DIRECT.GET.{stream}.>",
+    ]
+
+
+def _kv_watch(bucket: str) -> list[str]:
+    """List or watch a bucket (an ephemeral ordered consumer, deleted after)."""
+    stream = s.kv_stream(bucket)
+    return [
+        f"{API}.CONSUMER.CREATE.{stream}",
+        f"{API}.CONSUMER.CREATE.{stream}.>",
+        f"{API}.CONSUMER.DELETE.{stream}.>",
+        f"{API}.CONSUMER.INFO.{stream}.>",
+        f"$JS.FC.{stream}.>",
+    ]
+
+
+def _kv_write(bucket: str) -> list[str]:
+    return [f"$KV.{bucket}.>"]
+
+
+@dataclass(frozen=True)
+class Role:
+    """One kind of process and exactly the subjects it needs."""
+
+    name: str
+    doc: str
+    publish: tuple[str, ...]
+    subscribe: tuple[str, ...]
+    responds: bool = False
+    max_responses: int = 1
+
+    def permissions(self, user: str) -> dict[str, object]:
+        """nats-server permissions of one user of this role (its own inbox prefix included)."""
+        perms: dict[str, object] = {
+            "publish": {"allow": list(self.publish)},
+            "subscribe": {"allow": [*self.subscribe, f"{inbox_prefix(user)}.>"]},
+        }
+        if self.responds:
+            perms["allow_responses"] = {"max": self.max_responses, "expires": "1h"}
+        return perms
+
+
+def inbox_prefix(user: str) -> str:
+    """The inbox prefix of one user: replies to it can be read by no one else."""
+    return f"_INBOX.{user}"
+
+
+def inbox_for(url: str) -> str:
+    """The inbox prefix a connection to `url` must use: its user's own, else the default."""
+    user = urlparse(url.split(",")[0].strip()).username
+    return inbox_prefix(user) if user else "_INBOX"
+
+
+ROUTER = Role(
+    "router",
+    "consumes the task stream, dispatches to agents, records results, dead-letters",
+    publish=(
+        s.AGENT_RUN_ALL,
+        s.AGENT_BATCH_ALL,
+        s.TASK_SUBMIT_ALL,
+        s.TASK_RESULT_ALL,
+        s.TASK_DEAD_ALL,
+        f"$JS.ACK.{s.TASK_STREAM}.>",
+        f"{API}.CONSUMER.INFO.{s.TASK_STREAM}.{s.ROUTER_CONSUMER}",
+        f"{API}.CONSUMER.CREATE.{s.TASK_STREAM}.{s.ROUTER_CONSUMER}.>",
+        f"{API}.CONSUMER.DURABLE.CREATE.{s.TASK_STREAM}.{s.ROUTER_CONSUMER}",
+        s.consumer_next(s.TASK_STREAM, s.ROUTER_CONSUMER),
+        *_stream_admin(*PROVISIONED),
+        *_kv_read(s.RESULTS_BUCKET),
+        *_kv_write(s.RESULTS_BUCKET),
+        *_kv_read(s.AGENTS_BUCKET),
+        *_kv_watch(s.AGENTS_BUCKET),
+    ),
+    subscribe=(s.TASK_STATUS, s.SRV_ALL),
+    responds=True,
+)
+
+
+def worker(agent_id: str | None = None) -> Role:
+    """The role of one agent-worker: only its own agent id's subjects (any id when None)."""
+    run = s.agent_run(agent_id) if agent_id else s.AGENT_RUN_ALL
+    batch = s.agent_batch(agent_id) if agent_id else s.AGENT_BATCH_ALL
+    beat = s.swarm_heartbeat(agent_id) if agent_id else s.SWARM_HEARTBEAT_ALL
+    return Role(
+        "worker",
+        "runs tasks sent to its own agent id; heartbeats as that id; uses the cache",
+        publish=(s.SWARM_REGISTER, s.SWARM_LEAVE, beat, s.CACHE_GET, s.CACHE_SET, s.CACHE_DEL),
+        subscribe=(run, batch, s.CACHE_INVAL_ALL, s.SRV_ALL),
+        responds=True,
+        # A batch is answered in up to one message per task.
+        max_responses=256,
+    )
+
+
+WORKER = worker()
+
+COORDINATOR = Role(
+    "coordinator",
+    "membership, the agent registry and leader lease, swarm jobs",
+    publish=(
+        s.SWARM_EVENT_ALL,
+        s.AGENT_RUN_ALL,
+        *_stream_admin(*PROVISIONED, s.kv_stream(s.LEADER_BUCKET)),
+        *_kv_read(s.AGENTS_BUCKET),
+        *_kv_write(s.AGENTS_BUCKET),
+        *_kv_watch(s.AGENTS_BUCKET),
+        f"{API}.STREAM.PURGE.{s.kv_stream(s.AGENTS_BUCKET)}",
+        *_kv_read(s.LEADER_BUCKET),
+        *_kv_write(s.LEADER_BUCKET),
+    ),
+    subscribe=(
+        s.SWARM_REGISTER,
+        s.SWARM_LEAVE,
+        s.SWARM_HEARTBEAT_ALL,
+        s.SWARM_JOB_ALL,
+        s.SRV_ALL,
+    ),
+    responds=True,
+)
+
+CACHE = Role(
+    "cache",
+    "serves the shared cache, broadcasts invalidations",
+    publish=(s.CACHE_INVAL_ALL,),
+    subscribe=(s.CACHE_GET, s.CACHE_SET, s.CACHE_DEL, s.CACHE_STATS, s.SRV_ALL),
+    responds=True,
+)
+
+CLIENT = Role(
+    "client",
+    "submits tasks and swarm jobs, reads results and the registry, uses the cache, discovers",
+    publish=(
+        s.TASK_SUBMIT_ALL,
+        s.TASK_STATUS,
+        s.SWARM_JOB_SUBMIT,
+        s.CACHE_GET,
+        s.CACHE_SET,
+        s.CACHE_DEL,
+        s.CACHE_STATS,
+        s.SRV_ALL,
+        f"{API}.STREAM.INFO.{s.TASK_STREAM}",
+        *_kv_read(s.RESULTS_BUCKET),
+        *_kv_read(s.AGENTS_BUCKET),
+        *_kv_watch(s.AGENTS_BUCKET),
+    ),
+    subscribe=(s.TASK_RESULT_ALL, s.SWARM_EVENT_ALL),
+)
+
+OPERATOR = Role(
+    "operator",
+    "what a client may, plus dead letters (list, replay) and agent registration for load tests",
+    publish=(
+        *CLIENT.publish,
+        f"{API}.INFO",
+        s.SWARM_REGISTER,
+        s.SWARM_LEAVE,
+        f"{API}.STREAM.INFO.{s.DEAD_STREAM}",
+        f"{API}.STREAM.MSG.GET.{s.DEAD_STREAM}",
+        f"{API}.DIRECT.GET.{s.DEAD_STREAM}",
+        f"{API}.STREAM.MSG.DELETE.{s.DEAD_STREAM}",
+        f"{API}.CONSUMER.CREATE.{s.DEAD_STREAM}",
+        f"{API}.CONSUMER.CREATE.{s.DEAD_STREAM}.>",
+        f"{API}.CONSUMER.DELETE.{s.DEAD_STREAM}.>",
+        f"{API}.CONSUMER.INFO.{s.DEAD_STREAM}.>",
+    ),
+    subscribe=CLIENT.subscribe,
+)
+
+ROLES = {r.name: r for r in (ROUTER, WORKER, COORDINATOR, CACHE, CLIENT, OPERATOR)}
+SERVICE_ROLES = {
+    "task_router": ROUTER,
+    "agent_worker": WORKER,
+    "swarm_coordinator": COORDINATOR,
+    "cache_service": CACHE,
+}
+
+
+def authorization_block(users: dict[str, tuple[Role, str]], *, env_passwords: bool = False) -> str:
+    """nats-server `authorization` config for `users` (name -> (role, password)).
+
+    With env_passwords, each password is a `$NATS_<USER>_PASSWORD` reference that nats-server
+    reads from its environment (and refuses to start without), for shipped configs.
+    """
+    lines = ["authorization {", "  users = ["]
+    for user, (role, password) in sorted(users.items()):
+        secret = f"$NATS_{user.upper()}_PASSWORD" if env_passwords else json.dumps(password)
+        perms = json.dumps(role.permissions(user))
+        lines.append(f"    {{user: {json.dumps(user)}, password: {secret}, permissions: {perms}}}")
+    lines += ["  ]", "}"]
+    return "\n".join(lines)
+
+
+ACCOUNTS_HEADER = """\
+# Per-role NATS users and least-privilege permissions for SwarmHub deployments (compose, k8s).
+# GENERATED from libs/swarmhub/roles.py by `python -m swarmhub.roles`; a test keeps it in step.
+#
+# Use it by adding `include ./accounts.conf` to nats.conf (or to each cluster node config) and
+# pointing each service at its own user (its inbox prefix follows from the user name):
+#
+#   SWARMHUB_NATS_URL=nats://router:${NATS_ROUTER_PASSWORD}@nats:4222
+#
+# Passwords are never written here: each `$NATS_*_PASSWORD` is read from the environment of the
+# nats-server process, and the server refuses to start if one is missing. Workers share one user
+# here (scaled replicas); `swarmhub up` gives each worker its own, scoped to its agent id.
+"""
+
+
+def accounts_conf() -> str:
+    """The shipped deploy/nats/accounts.conf: every role, passwords from the environment."""
+    users = {name: (role, "") for name, role in ROLES.items()}
+    return ACCOUNTS_HEADER + "\n" + authorization_block(users, env_passwords=True) + "\n"
+
+
+if __name__ == "__main__":
+    print(accounts_conf(), end="")

@@ -1,0 +1,203 @@
+"""The deny matrix: every role, against a real nats-server with the embedded cluster's users,
+is refused every subject and JetStream operation its job does not need; nothing lands anywhere."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import nats
+import pytest
+
+from swarmhub import provision, subjects
+from swarmhub.credentials import Credentials, User, load_or_create, with_user
+from swarmhub.embedded import NatsServer
+from swarmhub.roles import authorization_block, inbox_for
+
+API = subjects.JS_API_PREFIX
+OTHER_AGENT = "agent-someone-else"
+
+
+@pytest.fixture(scope="module")
+def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[NatsServer, Credentials]]:
+    data = tmp_path_factory.mktemp("secured")
+    creds = load_or_create(data, workers=1)
+    server = NatsServer(data / "nats", authorization=authorization_block(creds.authorization()))
+    server.start()
+    try:
+        yield server, creds
+    finally:
+        server.stop()
+
+
+async def _connect(url: str, errors: list[str]) -> nats.NATS:
+    async def on_error(exc: Exception) -> None:
+        errors.append(str(exc).lower())
+
+    return await nats.connect(
+        url, error_cb=on_error, inbox_prefix=inbox_for(url), allow_reconnect=False
+    )
+
+
+@pytest.fixture
+async def provisioned(secured: tuple[NatsServer, Credentials]) -> AsyncIterator[None]:
+    server, creds = secured
+    nc = await _connect(with_user(server.url, creds.user("router")), [])
+    await provision.ensure_all(nc.jetstream())
+    await nc.close()
+    yield
+
+
+def _denied_everywhere(me: User) -> list[tuple[str, str]]:
+    """(pub|sub, subject) that no role needs, plus other roles' subjects this one must not use."""
+    agent = me.agent_id or "nobody"
+    cells = [
+        ("sub", ">"),
+        ("sub", "_INBOX.>"),
+        ("sub", "hub.>"),
+        ("sub", f"_INBOX.{'client' if me.role != 'client' else 'router'}.>"),
+        ("sub", subjects.agent_run(OTHER_AGENT)),
+        ("sub", subjects.agent_batch(OTHER_AGENT)),
+        ("pub", f"{API}.STREAM.DELETE.{subjects.TASK_STREAM}"),
+        ("pub", f"{API}.STREAM.PURGE.{subjects.TASK_STREAM}"),
+        ("pub", f"{API}.STREAM.MSG.GET.{subjects.TASK_STREAM}"),
+        ("pub", f"{API}.DIRECT.GET.{subjects.TASK_STREAM}"),
+        ("pub", f"{API}.CONSUMER.CREATE.{subjects.TASK_STREAM}"),
+        ("pub", f"{API}.CONSUMER.CREATE.{subjects.TASK_STREAM}.thief.>"),
+        ("pub", f"{API}.CONSUMER.DELETE.{subjects.TASK_STREAM}.{subjects.ROUTER_CONSUMER}"),
+        ("pub", f"{API}.STREAM.CREATE.EVIL"),
+        ("pub", f"{API}.STREAM.DELETE.{subjects.kv_stream(subjects.RESULTS_BUCKET)}"),
+        ("pub", f"{API}.STREAM.PURGE.{subjects.kv_stream(subjects.RESULTS_BUCKET)}"),
+        ("pub", subjects.swarm_heartbeat(OTHER_AGENT)),
+        ("pub", "$SYS.REQ.SERVER.PING"),
+    ]
+    if me.role != "router":
+        cells += [
+            ("pub", f"$KV.{subjects.RESULTS_BUCKET}.forged"),
+            ("pub", subjects.task_result("forged")),
+            ("pub", subjects.agent_batch(agent)),
+            ("pub", subjects.consumer_next(subjects.TASK_STREAM, subjects.ROUTER_CONSUMER)),
+            ("pub", f"$JS.ACK.{subjects.TASK_STREAM}.x.1.1.1.1.1"),
+            ("sub", subjects.TASK_STATUS),
+        ]
+    if me.role not in ("router", "coordinator"):
+        cells += [("pub", subjects.agent_run(agent))]
+    if me.role != "coordinator":
+        cells += [
+            ("pub", f"$KV.{subjects.AGENTS_BUCKET}.forged"),
+            ("pub", f"$KV.{subjects.LEADER_BUCKET}.{subjects.LEADER_KEY}"),
+            ("pub", subjects.swarm_event("agent_up")),
+            ("sub", subjects.SWARM_HEARTBEAT_ALL),
+            ("sub", subjects.SWARM_REGISTER),
+        ]
+    if me.role != "cache":
+        cells += [("pub", subjects.cache_inval("memo")), ("sub", subjects.CACHE_SET)]
+    if me.role != "worker":
+        cells += [("sub", subjects.CACHE_INVAL_ALL)]
+    if me.role != "operator":
+        cells += [
+            ("pub", f"{API}.STREAM.MSG.DELETE.{subjects.DEAD_STREAM}"),
+            ("pub", f"{API}.STREAM.MSG.GET.{subjects.DEAD_STREAM}"),
+        ]
+    if me.role in ("worker", "cache"):
+        cells += [("pub", subjects.task_submit("echo")), ("sub", subjects.TASK_RESULT_ALL)]
+    return cells
+
+
+async def _try(nc: nats.NATS, kind: str, subject: str) -> None:
+    if kind == "sub":
+        await nc.subscribe(subject)
+    else:
+        await nc.publish(subject, b"{}", reply=f"{nc._inbox_prefix.decode()}.x")
+    await nc.flush()
+
+
+async def test_every_role_is_refused_what_its_job_does_not_need(
+    secured: tuple[NatsServer, Credentials], provisioned: None
+) -> None:
+    server, creds = secured
+    admin_errors: list[str] = []
+    router = await _connect(with_user(server.url, creds.user("router")), admin_errors)
+    js = router.jetstream()
+    before = {name: (await js.stream_info(name)).state.messages for name in _streams()}
+    checked = 0
+    failures: list[str] = []
+    for me in creds.users:
+        errors: list[str] = []
+        nc = await _connect(with_user(server.url, me), errors)
+        try:
+            for kind, subject in _denied_everywhere(me):
+                errors.clear()
+                await _try(nc, kind, subject)
+                await asyncio.sleep(0.02)
+                word = "subscription" if kind == "sub" else "publish"
+                if not any(f"permissions violation for {word}" in e for e in errors):
+                    failures.append(f"{me.name} ({me.role}) may {kind} {subject}")
+                checked += 1
+        finally:
+            await nc.close()
+    after = {name: (await js.stream_info(name)).state.messages for name in _streams()}
+    await router.close()
+    print(f"deny matrix: {checked} cells over {len(creds.users)} users")
+    assert not failures, "\n".join(failures)
+    assert after == before, "a refused publish landed in a stream"
+
+
+async def test_each_role_still_may_do_its_job(
+    secured: tuple[NatsServer, Credentials], provisioned: None
+) -> None:
+    server, creds = secured
+    allowed = {
+        "client": [("pub", subjects.task_submit("echo")), ("sub", subjects.TASK_RESULT_ALL)],
+        "operator": [("pub", f"{API}.STREAM.MSG.GET.{subjects.DEAD_STREAM}")],
+        "router": [("pub", f"$KV.{subjects.RESULTS_BUCKET}.t1"), ("sub", subjects.TASK_STATUS)],
+        "coordinator": [("sub", subjects.SWARM_HEARTBEAT_ALL)],
+        "cache": [("pub", subjects.cache_inval("memo")), ("sub", subjects.CACHE_SET)],
+    }
+    worker = creds.user("worker")
+    assert worker.agent_id
+    allowed_worker = [
+        ("sub", subjects.agent_batch(worker.agent_id)),
+        ("pub", subjects.swarm_heartbeat(worker.agent_id)),
+    ]
+    for me in creds.users:
+        cells = allowed_worker if me.role == "worker" else allowed[me.role]
+        errors: list[str] = []
+        nc = await _connect(with_user(server.url, me), errors)
+        for kind, subject in cells:
+            await _try(nc, kind, subject)
+        await asyncio.sleep(0.05)
+        await nc.close()
+        assert not [e for e in errors if "permissions violation" in e], (me.role, errors)
+
+
+@pytest.mark.parametrize("password", ["wrong", ""])
+async def test_wrong_missing_or_empty_credentials_are_refused(
+    secured: tuple[NatsServer, Credentials], password: str
+) -> None:
+    server, creds = secured
+    client = creds.user("client")
+    for url in (
+        server.url,
+        with_user(server.url, User(client.name, client.role, password)),
+    ):
+        with pytest.raises(Exception, match=r"(?i)authorization"):
+            await nats.connect(url, allow_reconnect=False, max_reconnect_attempts=0)
+
+
+def test_credentials_file_is_private(secured: tuple[NatsServer, Credentials]) -> None:
+    server, _ = secured
+    path = Path(server.data_dir).parent / "credentials.json"
+    assert path.stat().st_mode & 0o777 == 0o600
+    config = Path(server.data_dir) / f"{server.name}.conf"
+    assert config.stat().st_mode & 0o777 == 0o600
+
+
+def _streams() -> list[str]:
+    return [
+        subjects.TASK_STREAM,
+        subjects.DEAD_STREAM,
+        subjects.kv_stream(subjects.RESULTS_BUCKET),
+        subjects.kv_stream(subjects.AGENTS_BUCKET),
+    ]
