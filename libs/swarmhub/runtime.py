@@ -284,14 +284,7 @@ class Service:
             error = "500:internal"
             self.log.exception("handler_failed", endpoint=endpoint.name)
             if reply_to:
-                self._replier.error(
-                    reply_to,
-                    index,
-                    ServiceError(
-                        ErrorCode.INTERNAL,
-                        f"Internal error in {endpoint.name}; see the service log.",
-                    ),
-                )
+                self._replier.error(reply_to, index, _internal(endpoint))
         finally:
             endpoint.semaphore.release()
             endpoint.stats.record(time.perf_counter_ns() - started, error)
@@ -328,14 +321,7 @@ class Service:
                     error = f"500:{type(exc).__name__}"
                     self.log.exception("handler_failed", endpoint=endpoint.name)
                     span.record_exception(exc)
-                    await self._respond_error(
-                        endpoint,
-                        msg,
-                        ServiceError(
-                            ErrorCode.INTERNAL,
-                            f"Internal error in {endpoint.name}; see the service log.",
-                        ),
-                    )
+                    await self._respond_error(endpoint, msg, _internal(endpoint))
         finally:
             endpoint.semaphore.release()
             endpoint.stats.record(time.perf_counter_ns() - started, error)
@@ -395,6 +381,13 @@ class Service:
         await self.start()
         await self.stopping.wait()
         await self.shutdown()
+
+
+def _internal(endpoint: Endpoint) -> ServiceError:
+    """What a caller learns of an unexpected handler error: no details, only where to look."""
+    return ServiceError(
+        ErrorCode.INTERNAL, f"Internal error in {endpoint.name}; see the service log."
+    )
 
 
 def run_service(factory: Callable[[], Service]) -> None:
