@@ -116,11 +116,15 @@ def worker(agent_id: str | None = None) -> Role:
     """The role of one agent-worker: only its own agent id's subjects (any id when None)."""
     run = s.agent_run(agent_id) if agent_id else s.AGENT_RUN_ALL
     batch = s.agent_batch(agent_id) if agent_id else s.AGENT_BATCH_ALL
-    beat = s.swarm_heartbeat(agent_id) if agent_id else s.SWARM_HEARTBEAT_ALL
+    membership = (
+        (s.swarm_register(agent_id), s.swarm_leave(agent_id), s.swarm_heartbeat(agent_id))
+        if agent_id
+        else (s.SWARM_REGISTER_ALL, s.SWARM_LEAVE_ALL, s.SWARM_HEARTBEAT_ALL)
+    )
     return Role(
         "worker",
-        "runs tasks sent to its own agent id; heartbeats as that id; uses the cache",
-        publish=(s.SWARM_REGISTER, s.SWARM_LEAVE, beat, s.CACHE_GET, s.CACHE_SET, s.CACHE_DEL),
+        "runs tasks sent to its own agent id; registers, beats and leaves as that id only",
+        publish=(*membership, s.CACHE_GET, s.CACHE_SET, s.CACHE_DEL),
         subscribe=(run, batch, s.CACHE_INVAL_ALL, s.SRV_ALL),
         responds=True,
         # A batch is answered in up to one message per task.
@@ -145,8 +149,8 @@ COORDINATOR = Role(
         *_kv_write(s.LEADER_BUCKET),
     ),
     subscribe=(
-        s.SWARM_REGISTER,
-        s.SWARM_LEAVE,
+        s.SWARM_REGISTER_ALL,
+        s.SWARM_LEAVE_ALL,
         s.SWARM_HEARTBEAT_ALL,
         s.SWARM_JOB_ALL,
         s.SRV_ALL,
@@ -184,12 +188,13 @@ CLIENT = Role(
 
 OPERATOR = Role(
     "operator",
-    "what a client may, plus dead letters (list, replay) and agent registration for load tests",
+    "what a client may, plus dead letters (list, replay) and stand-in agents for load tests",
     publish=(
         *CLIENT.publish,
         f"{API}.INFO",
-        s.SWARM_REGISTER,
-        s.SWARM_LEAVE,
+        s.SWARM_REGISTER_ALL,
+        s.SWARM_LEAVE_ALL,
+        s.SWARM_HEARTBEAT_ALL,
         f"{API}.STREAM.INFO.{s.DEAD_STREAM}",
         f"{API}.STREAM.MSG.GET.{s.DEAD_STREAM}",
         f"{API}.DIRECT.GET.{s.DEAD_STREAM}",

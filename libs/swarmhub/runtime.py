@@ -41,6 +41,7 @@ class Endpoint:
     concurrency: int = 64
     template: str | None = None
     batch: bool = False
+    subject_key: str | None = None  # a request field that must equal the subject's last token
 
     def __post_init__(self) -> None:
         self.stats = EndpointStats(self.name, self.subject, self.queue_group)
@@ -90,11 +91,14 @@ class Service:
         concurrency: int | None = None,
         template: str | None = None,
         batch: bool = False,
+        subject_key: str | None = None,
     ) -> Endpoint:
         """Declare an endpoint; it is subscribed when the service starts.
 
         With batch=True, `model` has an `items` list; `handler` runs once per item, concurrently,
-        and answers stream back as they finish (see `swarmhub.batching`).
+        and answers stream back as they finish (see `swarmhub.batching`). With subject_key,
+        a request whose field of that name differs from the subject's last token is refused, so
+        permissions on subjects decide who may speak for whom.
         """
         endpoint = Endpoint(
             name,
@@ -105,6 +109,7 @@ class Service:
             concurrency or self.runtime_settings.endpoint_concurrency,
             template,
             batch,
+            subject_key,
         )
         self.endpoints.append(endpoint)
         return endpoint
@@ -303,6 +308,8 @@ class Service:
             ) as span:
                 try:
                     request = self.bus.decode(msg.data, endpoint.model)
+                    if endpoint.subject_key is not None:
+                        _check_subject_key(endpoint.subject_key, request, msg.subject)
                     reply = await endpoint.handler(request)
                     if msg.reply:
                         data = b"" if reply is None else self.bus.encode(reply)
@@ -381,6 +388,18 @@ class Service:
         await self.start()
         await self.stopping.wait()
         await self.shutdown()
+
+
+def _check_subject_key(key: str, request: BaseModel, subject: str) -> None:
+    """Refuse a request that names someone other than its subject does."""
+    value = getattr(request, key)
+    token = subject.rsplit(".", 1)[-1]
+    if value != token:
+        raise ServiceError(
+            ErrorCode.BAD_REQUEST,
+            f"Field {key!r} is {cut(str(value), 128)!r} but the subject names {token[:128]!r}: "
+            "a request may speak only for the id its subject carries.",
+        )
 
 
 def _internal(endpoint: Endpoint) -> ServiceError:

@@ -19,8 +19,8 @@ TASK_RESULT_ALL = f"{PREFIX}.task.result.>"
 TASK_DEAD_ALL = f"{PREFIX}.task.dead.>"
 TASK_STATUS = f"{PREFIX}.task.status"
 
-SWARM_REGISTER = f"{PREFIX}.swarm.register"
-SWARM_LEAVE = f"{PREFIX}.swarm.leave"
+SWARM_REGISTER_ALL = f"{PREFIX}.swarm.register.*"
+SWARM_LEAVE_ALL = f"{PREFIX}.swarm.leave.*"
 SWARM_HEARTBEAT_ALL = f"{PREFIX}.swarm.heartbeat.*"
 SWARM_EVENT_ALL = f"{PREFIX}.swarm.event.>"
 SWARM_JOB_ALL = f"{PREFIX}.swarm.job.>"
@@ -48,6 +48,8 @@ TEMPLATES = {
     "run": f"{PREFIX}.agent.{{agent_id}}.run",
     "batch": f"{PREFIX}.agent.{{agent_id}}.batch",
     "heartbeat": f"{PREFIX}.swarm.heartbeat.{{agent_id}}",
+    "register": f"{PREFIX}.swarm.register.{{agent_id}}",
+    "leave": f"{PREFIX}.swarm.leave.{{agent_id}}",
     "event": f"{PREFIX}.swarm.event.{{kind}}",
     "inval": f"{PREFIX}.cache.inval.{{namespace}}",
 }
@@ -88,6 +90,16 @@ def agent_run(agent_id: str) -> str:
 def agent_batch(agent_id: str) -> str:
     """Subject one agent serves batches of task execution requests on (answers stream back)."""
     return f"{PREFIX}.agent.{check_token(agent_id, 'agent id')}.batch"
+
+
+def swarm_register(agent_id: str) -> str:
+    """Subject an agent registers on: its own id, so permissions can scope it to that id."""
+    return f"{PREFIX}.swarm.register.{check_token(agent_id, 'agent id')}"
+
+
+def swarm_leave(agent_id: str) -> str:
+    """Subject an agent leaves on (to drain, then for good)."""
+    return f"{PREFIX}.swarm.leave.{check_token(agent_id, 'agent id')}"
 
 
 def swarm_heartbeat(agent_id: str) -> str:

@@ -160,7 +160,7 @@ async def bench_agents(client: SwarmClient, cfg: BenchConfig, run_id: str) -> di
             agent_id = f"load-{run_id}-{tag}{i}"
             ids.append(agent_id)
             await client.bus.request(
-                subjects.SWARM_REGISTER,
+                subjects.swarm_register(agent_id),
                 AgentRegistration(
                     agent_id=agent_id, capabilities=[LOAD_CAPABILITY], capacity=1, pid=os.getpid()
                 ),
@@ -189,7 +189,7 @@ async def bench_agents(client: SwarmClient, cfg: BenchConfig, run_id: str) -> di
 async def _leave(client: SwarmClient, agent_id: str) -> None:
     try:
         await client.bus.request(
-            subjects.SWARM_LEAVE, LeaveRequest(agent_id=agent_id), Ack, timeout=2.0
+            subjects.swarm_leave(agent_id), LeaveRequest(agent_id=agent_id), Ack, timeout=2.0
         )
     except ServiceError:
         pass

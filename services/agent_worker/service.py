@@ -98,7 +98,7 @@ class AgentWorker(Service):
         """In-flight work is done: leave the swarm for good, stop the cache client."""
         try:
             await self.bus.request(
-                subjects.SWARM_LEAVE,
+                subjects.swarm_leave(self.agent_id),
                 LeaveRequest(agent_id=self.agent_id, final=True),
                 Ack,
                 timeout=1.0,
@@ -207,7 +207,7 @@ class AgentWorker(Service):
         )
         try:
             reply = await self.bus.request(
-                subjects.SWARM_REGISTER, registration, RegisterReply, timeout=2.0
+                subjects.swarm_register(self.agent_id), registration, RegisterReply, timeout=2.0
             )
         except ServiceError as exc:
             self.log.warning("register_failed", code=exc.code.value, reason=exc.message)
@@ -250,7 +250,10 @@ class AgentWorker(Service):
         self.draining = True
         try:
             await self.bus.request(
-                subjects.SWARM_LEAVE, LeaveRequest(agent_id=self.agent_id), Ack, timeout=1.0
+                subjects.swarm_leave(self.agent_id),
+                LeaveRequest(agent_id=self.agent_id),
+                Ack,
+                timeout=1.0,
             )
             self.log.info("draining", in_flight=self.in_flight)
         except ServiceError as exc:

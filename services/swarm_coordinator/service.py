@@ -47,8 +47,23 @@ class SwarmCoordinator(Service):
         self.settings = settings or CoordinatorSettings()
         self.agents: dict[str, AgentRecord] = {}
         self._kv: KeyValue | None = None
-        self.add_endpoint("register", subjects.SWARM_REGISTER, AgentRegistration, self.register)
-        self.add_endpoint("leave", subjects.SWARM_LEAVE, LeaveRequest, self.leave)
+        # Agents speak only for the id in their subject (which permissions scope per worker).
+        self.add_endpoint(
+            "register",
+            subjects.SWARM_REGISTER_ALL,
+            AgentRegistration,
+            self.register,
+            template=subjects.TEMPLATES["register"],
+            subject_key="agent_id",
+        )
+        self.add_endpoint(
+            "leave",
+            subjects.SWARM_LEAVE_ALL,
+            LeaveRequest,
+            self.leave,
+            template=subjects.TEMPLATES["leave"],
+            subject_key="agent_id",
+        )
         self.add_endpoint("job", subjects.SWARM_JOB_SUBMIT, SwarmJob, self.run_job)
         # Every coordinator sees every heartbeat (no queue group), so a standby's view is warm.
         self.add_endpoint(
@@ -58,6 +73,7 @@ class SwarmCoordinator(Service):
             self.heartbeat,
             queue_group=None,
             template=subjects.TEMPLATES["heartbeat"],
+            subject_key="agent_id",
         )
         self.leader = False
         self.renewed = 0.0  # monotonic time the lease was last won or renewed

@@ -69,9 +69,14 @@ def _denied_everywhere(me: User) -> list[tuple[str, str]]:
         ("pub", f"{API}.STREAM.CREATE.EVIL"),
         ("pub", f"{API}.STREAM.DELETE.{subjects.kv_stream(subjects.RESULTS_BUCKET)}"),
         ("pub", f"{API}.STREAM.PURGE.{subjects.kv_stream(subjects.RESULTS_BUCKET)}"),
-        ("pub", subjects.swarm_heartbeat(OTHER_AGENT)),
         ("pub", "$SYS.REQ.SERVER.PING"),
     ]
+    if me.role != "operator":  # the operator stands in for agents in load tests
+        cells += [
+            ("pub", subjects.swarm_heartbeat(OTHER_AGENT)),
+            ("pub", subjects.swarm_register(OTHER_AGENT)),
+            ("pub", subjects.swarm_leave(OTHER_AGENT)),
+        ]
     if me.role != "router":
         cells += [
             ("pub", f"$KV.{subjects.RESULTS_BUCKET}.forged"),
@@ -89,7 +94,7 @@ def _denied_everywhere(me: User) -> list[tuple[str, str]]:
             ("pub", f"$KV.{subjects.LEADER_BUCKET}.{subjects.LEADER_KEY}"),
             ("pub", subjects.swarm_event("agent_up")),
             ("sub", subjects.SWARM_HEARTBEAT_ALL),
-            ("sub", subjects.SWARM_REGISTER),
+            ("sub", subjects.SWARM_REGISTER_ALL),
         ]
     if me.role != "cache":
         cells += [("pub", subjects.cache_inval("memo")), ("sub", subjects.CACHE_SET)]
@@ -160,6 +165,8 @@ async def test_each_role_still_may_do_its_job(
     allowed_worker = [
         ("sub", subjects.agent_batch(worker.agent_id)),
         ("pub", subjects.swarm_heartbeat(worker.agent_id)),
+        ("pub", subjects.swarm_register(worker.agent_id)),
+        ("pub", subjects.swarm_leave(worker.agent_id)),
     ]
     for me in creds.users:
         cells = allowed_worker if me.role == "worker" else allowed[me.role]

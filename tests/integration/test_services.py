@@ -18,8 +18,12 @@ from swarmhub.client import SwarmClient
 from swarmhub.embedded import LocalCluster
 from swarmhub.errors import ErrorCode, ServiceError
 from swarmhub.schemas import (
+    Ack,
+    AgentRegistration,
     CacheInvalidation,
     DeadLetter,
+    LeaveRequest,
+    RegisterReply,
     ResultStatus,
     StatusReply,
     StatusRequest,
@@ -291,3 +295,17 @@ async def test_wait_returns_the_stored_result_not_a_forged_event(client: SwarmCl
     # When the wait ends, Then it holds the hub's stored result, not the forgery
     result = await waiting
     assert result.output == {"slept_ms": 300.0}
+
+
+async def test_an_agent_cannot_register_or_leave_as_another(client: SwarmClient) -> None:
+    # Given a registration whose body names another agent than its subject does
+    claim = AgentRegistration(agent_id="agent-victim", capabilities=["echo"], capacity=1)
+    # When it is sent, Then the coordinator refuses it (subjects are what permissions scope)
+    with pytest.raises(ServiceError, match="speak only for") as info:
+        await client.bus.request(subjects.swarm_register("agent-mallory"), claim, RegisterReply)
+    assert info.value.code is ErrorCode.BAD_REQUEST
+    with pytest.raises(ServiceError, match="speak only for"):
+        await client.bus.request(
+            subjects.swarm_leave("agent-mallory"), LeaveRequest(agent_id="agent-victim"), Ack
+        )
+    assert "agent-victim" not in {a.agent_id for a in await client.agents()}

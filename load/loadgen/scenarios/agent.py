@@ -41,7 +41,7 @@ class AgentScenario(Scenario):
         bus = self.client.bus
         timeout = self.config.timeout
         await bus.request(
-            subjects.SWARM_REGISTER,
+            subjects.swarm_register(agent_id),
             AgentRegistration(
                 agent_id=agent_id, capabilities=[LOAD_CAPABILITY], capacity=1, pid=os.getpid()
             ),
@@ -60,7 +60,7 @@ class AgentScenario(Scenario):
             template=subjects.TEMPLATES["heartbeat"],
         )
         await bus.request(
-            subjects.SWARM_LEAVE, LeaveRequest(agent_id=agent_id), Ack, timeout=timeout
+            subjects.swarm_leave(agent_id), LeaveRequest(agent_id=agent_id), Ack, timeout=timeout
         )
 
     async def teardown(self) -> None:
@@ -70,7 +70,10 @@ class AgentScenario(Scenario):
             for agent_id in [a for a in left if a.startswith(self.prefix)][:10_000]:
                 with contextlib.suppress(ServiceError):
                     await self.client.bus.request(
-                        subjects.SWARM_LEAVE, LeaveRequest(agent_id=agent_id), Ack, timeout=2.0
+                        subjects.swarm_leave(agent_id),
+                        LeaveRequest(agent_id=agent_id),
+                        Ack,
+                        timeout=2.0,
                     )
                     self.cleaned += 1
 
