@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import re
@@ -100,10 +101,21 @@ def test_readme_run_command_starts_a_working_cluster_and_stops_clean(
     finally:
         log.close()
         if proc.poll() is None:
-            proc.kill()
+            # Failed or timed out before the Ctrl-C: stop the whole session this test started
+            # (its group id is the shell's PID), gracefully first, so no cluster is left behind.
+            seen |= {p.pid for p in psutil.Process(proc.pid).children(recursive=True)}
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGINT)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
         for pid in seen:
             if psutil.pid_exists(pid):
-                os.kill(pid, signal.SIGKILL)
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
     output = (tmp_path / "run.log").read_text()
     assert "NATS URL: " + url in output
     assert "per-role credentials: " in output
