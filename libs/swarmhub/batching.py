@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable, Coroutine
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import msgpack
 from nats.aio.msg import Msg
@@ -26,7 +26,7 @@ from swarmhub.schemas import MAX_BATCH, BatchReply, ErrorInfo, RunReply
 
 ITEMS = "items"
 _ENVELOPE = 16  # map header, the "items" key and an array header
-Spawn = Callable[[Coroutine[Any, Any, None]], None]
+V = TypeVar("V")
 
 
 def pack_items(items: list[bytes]) -> bytes:
@@ -52,14 +52,41 @@ def groups(sizes: list[int], limit: int, most: int = MAX_BATCH) -> list[range]:
     return out
 
 
+class PerTurn(Generic[V]):
+    """Values added during one event-loop turn, handed to `send` together at its end, by key."""
+
+    def __init__(self, send: Callable[[dict[str, list[V]]], Coroutine[Any, Any, None]]) -> None:
+        self.send = send
+        self._pending: dict[str, list[V]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def add(self, key: str, value: V) -> None:
+        """Queue `value` under `key`; the first value of a turn schedules the hand-over."""
+        if not self._pending:
+            asyncio.get_running_loop().call_soon(self._hand_over)
+        self._pending.setdefault(key, []).append(value)
+
+    def _hand_over(self) -> None:
+        pending, self._pending = self._pending, {}
+        task = asyncio.ensure_future(self.send(pending))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def drain(self) -> None:
+        """Wait until everything added so far has been handed over and sent."""
+        while self._pending or self._tasks:
+            if self._tasks:
+                await asyncio.wait(set(self._tasks))
+            else:
+                await asyncio.sleep(0)  # the hand-over is scheduled for the end of this turn
+
+
 class BatchReplier:
     """Agent side: collects answers per reply subject and sends what is ready once per turn."""
 
-    def __init__(self, bus: Bus, spawn: Spawn) -> None:
+    def __init__(self, bus: Bus) -> None:
         self.bus = bus
-        self.spawn = spawn
-        self._ready: dict[str, list[bytes]] = {}
-        self._scheduled = False
+        self._ready: PerTurn[bytes] = PerTurn(self._send)
 
     def ok(self, reply_to: str, index: int, reply: BaseModel) -> None:
         """Item `index` succeeded with `reply`."""
@@ -79,15 +106,11 @@ class BatchReplier:
             )
             self.error(reply_to, index, too_large)
             return
-        self._ready.setdefault(reply_to, []).append(item)
-        if not self._scheduled:
-            self._scheduled = True
-            asyncio.get_running_loop().call_soon(self._flush_soon)
+        self._ready.add(reply_to, item)
 
-    def _flush_soon(self) -> None:
-        self._scheduled = False
-        ready, self._ready = self._ready, {}
-        self.spawn(self._send(ready))
+    async def drain(self) -> None:
+        """Wait until every answer handed over has been sent."""
+        await self._ready.drain()
 
     async def _send(self, ready: dict[str, list[bytes]]) -> None:
         limit = self.bus.limits.body
@@ -116,12 +139,10 @@ class BatchDispatcher:
         self.bus = bus
         self.subject_of = subject_of
         self.prefix = bus.nc.new_inbox()
-        self._outbox: dict[str, list[tuple[bytes, asyncio.Future[RunReply]]]] = {}
+        self._outbox: PerTurn[tuple[bytes, asyncio.Future[RunReply]]] = PerTurn(self._send)
         self._waiting: dict[str, _Waiting] = {}
         self._seq = 0
-        self._scheduled = False
         self._sub: Subscription | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
         """Listen for answers on this router's own reply subjects."""
@@ -136,25 +157,14 @@ class BatchDispatcher:
 
     def submit(self, agent_id: str, item: bytes) -> asyncio.Future[RunReply]:
         """Queue one packed RunRequest for `agent_id`; the future holds its answer."""
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[RunReply] = loop.create_future()
-        self._outbox.setdefault(agent_id, []).append((item, future))
-        if not self._scheduled:
-            self._scheduled = True
-            loop.call_soon(self._flush_soon)
+        future: asyncio.Future[RunReply] = asyncio.get_running_loop().create_future()
+        self._outbox.add(agent_id, (item, future))
         return future
 
     def sweep(self) -> None:
         """Forget batches whose attempts all ended (answered, timed out or cancelled)."""
         for token in [t for t, w in self._waiting.items() if all(f.done() for f in w.futures)]:
             del self._waiting[token]
-
-    def _flush_soon(self) -> None:
-        self._scheduled = False
-        outbox, self._outbox = self._outbox, {}
-        task = asyncio.ensure_future(self._send(outbox))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
 
     async def _send(self, outbox: dict[str, list[tuple[bytes, asyncio.Future[RunReply]]]]) -> None:
         limit = self.bus.limits.body

@@ -17,13 +17,18 @@ def default_nats_url() -> str:
     return os.environ.get("SWARMHUB_NATS_URL", DEFAULT_NATS_URL)
 
 
-def redact_url(url: str) -> str:
-    """`url` (one or a comma list) without user names, passwords or tokens, fit for logs."""
-    parts = []
+def servers(url: str) -> list[tuple[str, str]]:
+    """Each server of `url` (one or a comma list) as (scheme with "://" or "", host:port)."""
+    out = []
     for part in (p.strip() for p in url.split(",")):
         scheme, sep, rest = part.rpartition("://")
-        parts.append(f"{scheme}{sep}{rest.rsplit('@', 1)[-1]}")
-    return ",".join(parts)
+        out.append((scheme + sep, rest.rsplit("@", 1)[-1]))
+    return out
+
+
+def redact_url(url: str) -> str:
+    """`url` (one or a comma list) without user names, passwords or tokens, fit for logs."""
+    return ",".join(scheme + host for scheme, host in servers(url))
 
 
 _USERINFO = re.compile(r"(\b[a-z][a-z0-9+.-]*://)[^/@\s]+@", re.IGNORECASE)

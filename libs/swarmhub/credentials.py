@@ -13,6 +13,7 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
+from swarmhub.config import servers
 from swarmhub.roles import ROLES, Role, worker
 
 CREDENTIALS_FILE = "credentials.json"
@@ -76,12 +77,9 @@ def load_or_create(data_dir: Path, workers: int) -> Credentials:
 
 def with_user(url: str, user: User) -> str:
     """`url` (one or a comma list) logging in as `user`."""
-    parts = []
-    for part in (p.strip() for p in url.split(",")):
-        scheme, sep, rest = part.rpartition("://")
-        host = rest.rsplit("@", 1)[-1]
-        parts.append(f"{scheme}{sep or 'nats://'}{user.name}:{user.password}@{host}")
-    return ",".join(parts)
+    return ",".join(
+        f"{scheme or 'nats://'}{user.name}:{user.password}@{host}" for scheme, host in servers(url)
+    )
 
 
 def find(data_dir: Path | None = None) -> Credentials | None:

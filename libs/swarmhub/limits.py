@@ -20,6 +20,8 @@ HEADER_ROOM = 4096
 """Bytes kept free on every message for headers (content type, ids, trace context, errors)."""
 TASK_ENVELOPE_ROOM = 8192
 """Bytes a task may grow by in flight: dispatch wrapper plus retry state (error, agents)."""
+DISPATCH_ROOM = 256
+"""Bytes the dispatch wrapper adds to a task body (a retried task may use the rest of its room)."""
 MAX_ERROR_MESSAGE = 1024
 """Error sentences are cut to this many characters before they travel or are stored."""
 NOT_BEFORE_HORIZON = 3600.0
@@ -72,9 +74,18 @@ class Limits:
                 f"max_payload of {self.max_payload} bytes.",
             )
 
-    def check_task(self, size: int) -> None:
-        """Raise TOO_LARGE when a task body leaves no room for its dispatch and retry state."""
-        if size > self.task:
+    def check_task(self, size: int, *, retried: bool = False) -> None:
+        """Raise TOO_LARGE when a task body leaves no room for its dispatch and retry state.
+
+        A retried task has already grown by its retry state; it needs only the dispatch room.
+        """
+        if retried and size > self.body - DISPATCH_ROOM:
+            raise ServiceError(
+                ErrorCode.TOO_LARGE,
+                f"Retried task is {size} bytes, above the limit of {self.body - DISPATCH_ROOM} "
+                f"bytes (the message limit less {DISPATCH_ROOM} bytes for dispatch).",
+            )
+        if not retried and size > self.task:
             raise ServiceError(
                 ErrorCode.TOO_LARGE,
                 f"Task is {size} bytes, above the task limit of {self.task} bytes "

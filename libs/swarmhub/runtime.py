@@ -189,7 +189,7 @@ class Service:
         telemetry.configure_tracing(self.name, self.identity.instance_id, self.telemetry_settings)
         nc = await self._connect_with_retry()
         self._bus = Bus(nc, self.bus_settings)
-        self._replier = BatchReplier(self._bus, self.track)
+        self._replier = BatchReplier(self._bus)
         await self.setup()
         for endpoint in self.endpoints:
             endpoint.requests_metric = metrics.ENDPOINT_REQUESTS.labels(self.name, endpoint.name)
@@ -252,8 +252,8 @@ class Service:
             try:
                 batch = self.bus.decode(msg.data, endpoint.model)
             except ServiceError as exc:
-                endpoint.stats.record(0, f"{exc.status}:{exc.message}")
-                await self._respond_error(endpoint, msg, exc)
+                endpoint.stats.record(0, self._refused(endpoint, exc))
+                await self._respond_error(msg, exc)
                 return
             for index, item in enumerate(getattr(batch, "items")):  # noqa: B009
                 # Waiting here blocks this subscription's delivery: backpressure, as for one.
@@ -274,22 +274,16 @@ class Service:
             if reply_to and reply is not None:
                 self._replier.ok(reply_to, index, reply)
         except ServiceError as exc:
-            error = f"{exc.status}:{exc.message}"
-            metrics.ENDPOINT_ERRORS.labels(self.name, endpoint.name, exc.code.value).inc()
-            if exc.code is not ErrorCode.BUSY:
-                self.log.info(
-                    "request_rejected",
-                    endpoint=endpoint.name,
-                    code=exc.code.value,
-                    reason=cut(exc.message, 200),
-                )
+            error = self._refused(endpoint, exc)
             if reply_to:
                 self._replier.error(reply_to, index, exc)
-        except Exception:
-            error = "500:internal"
+        except Exception as exc:
+            error = f"500:{type(exc).__name__}"
             self.log.exception("handler_failed", endpoint=endpoint.name)
+            internal = _internal(endpoint)
+            self._refused(endpoint, internal, log=False)
             if reply_to:
-                self._replier.error(reply_to, index, _internal(endpoint))
+                self._replier.error(reply_to, index, internal)
         finally:
             endpoint.semaphore.release()
             endpoint.stats.record(time.perf_counter_ns() - started, error)
@@ -315,27 +309,34 @@ class Service:
                         data = b"" if reply is None else self.bus.encode(reply)
                         await self.bus.respond(msg, data)
                 except ServiceError as exc:
-                    error = f"{exc.status}:{exc.message}"
+                    error = self._refused(endpoint, exc)
                     tracing.record_error(span, exc.code.value, exc.message)
-                    self.log.info(
-                        "request_rejected",
-                        endpoint=endpoint.name,
-                        code=exc.code.value,
-                        reason=cut(exc.message, 200),
-                    )
-                    await self._respond_error(endpoint, msg, exc)
+                    await self._respond_error(msg, exc)
                 except Exception as exc:
                     error = f"500:{type(exc).__name__}"
                     self.log.exception("handler_failed", endpoint=endpoint.name)
                     span.record_exception(exc)
-                    await self._respond_error(endpoint, msg, _internal(endpoint))
+                    internal = _internal(endpoint)
+                    self._refused(endpoint, internal, log=False)
+                    await self._respond_error(msg, internal)
         finally:
             endpoint.semaphore.release()
             endpoint.stats.record(time.perf_counter_ns() - started, error)
             endpoint.requests_metric.inc()
 
-    async def _respond_error(self, endpoint: Endpoint, msg: Msg, exc: ServiceError) -> None:
+    def _refused(self, endpoint: Endpoint, exc: ServiceError, *, log: bool = True) -> str:
+        """Count one refused request and log it (not a mere busy); its text for the stats."""
         metrics.ENDPOINT_ERRORS.labels(self.name, endpoint.name, exc.code.value).inc()
+        if log and exc.code is not ErrorCode.BUSY:
+            self.log.info(
+                "request_rejected",
+                endpoint=endpoint.name,
+                code=exc.code.value,
+                reason=cut(exc.message, 200),
+            )
+        return f"{exc.status}:{exc.message}"
+
+    async def _respond_error(self, msg: Msg, exc: ServiceError) -> None:
         if not msg.reply:
             return
         with contextlib.suppress(Exception):
@@ -362,6 +363,10 @@ class Service:
                 await asyncio.wait(pending, timeout=2)
                 break
             await asyncio.wait(pending, timeout=left)
+        # Answers of the last batched attempts leave at the end of a turn: let them go out.
+        if self._bus is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._replier.drain(), timeout=2)
         self.log.debug("shutdown_in_flight_done")
         for task in self._loops:
             task.cancel()

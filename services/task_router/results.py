@@ -19,10 +19,9 @@ from swarmhub.schemas import DeadLetter, ErrorInfo, ResultStatus, TaskResult
 class ResultStore:
     """Writes final results to the results bucket (first writer wins) and announces them."""
 
-    def __init__(self, bus: Bus, kv: KeyValue, log: Any) -> None:
+    def __init__(self, bus: Bus, kv: KeyValue) -> None:
         self.bus = bus
         self.kv = kv
-        self.log = log
         self.retry_for = 10.0
         self.by_status: dict[str, int] = {}
 

@@ -38,8 +38,6 @@ from task_router.registry import AgentView
 from task_router.results import DeadLetters, ResultStore
 
 _TOKEN = re.compile(TOKEN_PATTERN)
-DISPATCH_ROOM = 256
-"""Bytes the dispatch wrapper adds to a task body (a retried task may use the rest)."""
 
 
 class TaskRouter(Service):
@@ -65,7 +63,7 @@ class TaskRouter(Service):
         )
         self.attempts = Attempts(self.bus, self.view, self.settings)
         await self.attempts.batches.start()
-        self.results = ResultStore(self.bus, await js.key_value(subjects.RESULTS_BUCKET), self.log)
+        self.results = ResultStore(self.bus, await js.key_value(subjects.RESULTS_BUCKET))
         self.dead = DeadLetters(self.bus, self.log)
         agents = await js.key_value(subjects.AGENTS_BUCKET)
         self.spawn_loop(self._watch_registry(agents), "registry-watch")
@@ -259,10 +257,7 @@ class TaskRouter(Service):
                 f"Task capability {task.capability[:128]!r} does not match its subject "
                 f"{msg.subject[:200]!r}.",
             )
-        if task.attempt == 0:
-            self.bus.limits.check_task(len(msg.data))
-        elif len(msg.data) > self.bus.limits.body - DISPATCH_ROOM:
-            self.bus.limits.check_task(len(msg.data))
+        self.bus.limits.check_task(len(msg.data), retried=task.attempt > 0)
         if "id" not in raw:
             raise ServiceError(
                 ErrorCode.INVALID_TASK,

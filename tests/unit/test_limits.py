@@ -6,6 +6,7 @@ import pytest
 
 from swarmhub.errors import ErrorCode, ServiceError
 from swarmhub.limits import (
+    DISPATCH_ROOM,
     HEADER_ROOM,
     TASK_ENVELOPE_ROOM,
     Limits,
@@ -48,6 +49,10 @@ def test_task_limit_names_the_sizes() -> None:
     limits.check_task(limits.task)
     with pytest.raises(ServiceError, match=f"above the task limit of {limits.task} bytes"):
         limits.check_task(limits.task + 1)
+    # A retried task has grown by its retry state already: only the dispatch room is kept
+    limits.check_task(limits.task + 1, retried=True)
+    with pytest.raises(ServiceError, match="Retried task"):
+        limits.check_task(limits.body - DISPATCH_ROOM + 1, retried=True)
 
 
 def test_a_server_too_small_is_refused_with_a_sentence() -> None:
