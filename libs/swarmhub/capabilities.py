@@ -1,46 +1,83 @@
-"""Capability handlers: plain `async def` functions registered by name, plus the built-ins."""
+"""The capability registry (handlers by name, with their options), plus the built-ins."""
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from swarmhub.errors import NonRetryableError
+from swarmhub.handlers import HandlerFn, as_handler
 from swarmhub.subjects import check_token
 
-HandlerFn = Callable[[dict[str, Any]], Awaitable[Any]]
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 @dataclass(frozen=True)
 class Capability:
-    """A named handler; one that opts in to `memoize` has its results kept in the shared cache."""
+    """A named handler and its options (see `CapabilityRegistry.register`)."""
 
     name: str
     handler: HandlerFn
     memoize: bool = False
+    timeout: float | None = None
+    max_attempts: int | None = None
+    concurrency: int | None = None
+
+
+def _check_options(
+    name: str, timeout: float | None, max_attempts: int | None, concurrency: int | None
+) -> None:
+    """Refuse options that cannot work, naming the capability."""
+    if timeout is not None and not 0 < timeout <= 3600:
+        raise ValueError(f"Capability {name!r}: timeout must be in (0, 3600] seconds.")
+    if max_attempts is not None and not 1 <= max_attempts <= 20:
+        raise ValueError(f"Capability {name!r}: max_attempts must be between 1 and 20.")
+    if concurrency is not None and concurrency < 1:
+        raise ValueError(f"Capability {name!r}: concurrency must be at least 1.")
 
 
 class CapabilityRegistry:
     """Handlers by name."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, check_output: bool = True) -> None:
         self._by_name: dict[str, Capability] = {}
+        self._check_output = check_output
 
-    def register(self, name: str, *, memoize: bool = False) -> Callable[[HandlerFn], HandlerFn]:
-        """Decorator: register `fn` as the handler of capability `name`."""
-        check_token(name, "capability")
+    def register(
+        self,
+        name: str | None = None,
+        *,
+        memoize: bool = False,
+        timeout: float | None = None,
+        max_attempts: int | None = None,
+        concurrency: int | None = None,
+    ) -> Callable[[F], F]:
+        """Decorator: register a function as capability `name` (default: its own name).
 
-        def wrap(fn: HandlerFn) -> HandlerFn:
-            if name in self._by_name:
-                raise ValueError(f"Capability {name!r} is already registered.")
-            self._by_name[name] = Capability(name, fn, memoize)
+        `timeout` caps each attempt's timeout (seconds), `max_attempts` caps the task's attempts,
+        `concurrency` caps runs at once in one worker, `memoize` keeps results in the cache.
+        """
+        if name is not None:
+            check_token(name, "capability")
+
+        def wrap(fn: F) -> F:
+            cap_name = name or check_token(getattr(fn, "__name__", ""), "capability")
+            _check_options(cap_name, timeout, max_attempts, concurrency)
+            handler = as_handler(fn, check_output=self._check_output)
+            self.add(Capability(cap_name, handler, memoize, timeout, max_attempts, concurrency))
             return fn
 
         return wrap
+
+    def add(self, capability: Capability) -> None:
+        """Add one capability; a name already taken raises ValueError."""
+        if capability.name in self._by_name:
+            raise ValueError(f"Capability {capability.name!r} is already registered.")
+        self._by_name[capability.name] = capability
 
     def get(self, name: str) -> Capability | None:
         """The capability called `name`, if registered."""
@@ -50,17 +87,21 @@ class CapabilityRegistry:
         """All registered names, sorted."""
         return sorted(self._by_name)
 
+    def __len__(self) -> int:
+        return len(self._by_name)
+
     def subset(self, names: list[str]) -> CapabilityRegistry:
         """A registry holding only `names`; unknown names raise ValueError."""
         unknown = [n for n in names if n not in self._by_name]
         if unknown:
             raise ValueError(f"Unknown capabilities {unknown}; known ones are {self.names()}.")
-        sub = CapabilityRegistry()
+        sub = CapabilityRegistry(check_output=self._check_output)
         sub._by_name = {n: self._by_name[n] for n in names}
         return sub
 
 
-builtins = CapabilityRegistry()
+# Trusted code: their outputs are plain values, so they skip the per-task output check.
+builtins = CapabilityRegistry(check_output=False)
 
 
 def _field(payload: dict[str, Any], name: str, kind: type, default: Any) -> Any:

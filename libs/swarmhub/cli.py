@@ -1,4 +1,9 @@
-"""The `swarmhub` command: up, submit, result, status."""
+"""The `swarmhub` command: up, worker, submit, result, status, dead (plus load and bench).
+
+Exit codes: 0 success; 1 the task failed or the hub refused; 2 invalid input or usage;
+3 no such result or dead letter; 4 the hub cannot be reached; 5 a wait timed out;
+130 interrupted.
+"""
 
 from __future__ import annotations
 
@@ -13,10 +18,17 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from swarmhub.config import default_nats_url, scrub_credentials
-from swarmhub.errors import ServiceError
+from swarmhub import __version__
+from swarmhub.app import AppError, load_app
+from swarmhub.config import default_nats_url, redact_url, scrub_credentials
+from swarmhub.credentials import NoFreeSlot
+from swarmhub.errors import Rejected, ServiceError, TimedOut, Unavailable
 from swarmhub.limits import cut
 from swarmhub.schemas import Priority, Task, TaskResult
+from swarmhub.subjects import check_token
+
+CLEAR_LINE = "\r\033[K"
+"""Moves to the start of the terminal line and clears it (only written to a terminal)."""
 
 
 def _default_port() -> int:
@@ -48,12 +60,33 @@ def _add_load_commands(sub: Any) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
-    parser = argparse.ArgumentParser(prog="swarmhub", description="SwarmHub task hub.")
+    parser = argparse.ArgumentParser(
+        prog="swarmhub",
+        description="SwarmHub task hub.",
+        epilog="exit codes: 0 ok, 1 task failed or refused, 2 invalid input, 3 not found, "
+        "4 hub unreachable, 5 wait timed out, 130 interrupted",
+    )
+    parser.add_argument("--version", action="version", version=f"swarmhub {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     def with_url(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
-        p.add_argument("--url", default=default_nats_url(), help="NATS URL (env SWARMHUB_NATS_URL)")
+        p.add_argument(
+            "--url",
+            type=nats_url,
+            default=default_nats_url(),
+            help="NATS URL (env SWARMHUB_NATS_URL)",
+        )
         return p
+
+    def with_app(p: argparse.ArgumentParser, required: bool) -> None:
+        p.add_argument(
+            *(["app"] if required else ["--app"]),
+            metavar="MODULE[:ATTR]",
+            help="your swarmhub.App (ATTR defaults to app), e.g. agents:app for agents.py",
+        )
+        p.add_argument(
+            "--app-dir", type=Path, default=Path("."), help="folder to import the app from"
+        )
 
     up = sub.add_parser("up", help="run the embedded local cluster in the foreground")
     up.add_argument(
@@ -77,6 +110,30 @@ def build_parser() -> argparse.ArgumentParser:
         "--insecure",
         action="store_true",
         help="no users or permissions (debugging only: any local process may do anything)",
+    )
+    up.add_argument(
+        "--agent-slots",
+        type=int,
+        default=4,
+        help="credentials kept for workers started by `swarmhub worker` (default 4)",
+    )
+    with_app(up, required=False)
+
+    worker = with_url(
+        sub.add_parser(
+            "worker",
+            help="run an agent-worker offering your app's capabilities",
+            description="Run an agent-worker with the capabilities of your swarmhub.App. On a "
+            "local cluster it logs in with a free agent slot of the cluster's credentials.",
+        )
+    )
+    with_app(worker, required=True)
+    worker.add_argument("--concurrency", type=int, default=16, help="tasks at once (default 16)")
+    worker.add_argument(
+        "--capabilities", help="comma list: offer only these of the app's capabilities"
+    )
+    worker.add_argument(
+        "--name", help="agent id (default: random, or the agent slot's on a local cluster)"
     )
 
     submit = with_url(sub.add_parser("submit", help="submit one task"))
@@ -108,6 +165,19 @@ def build_parser() -> argparse.ArgumentParser:
     which.add_argument("task_id", nargs="?", help="task id (or stream sequence) to replay")
     which.add_argument("--all", action="store_true", help="replay every dead letter")
     return parser
+
+
+def nats_url(text: str) -> str:
+    """An argparse type: one or a comma list of nats:// (or tls://, ws://) server URLs."""
+    for part in text.split(","):
+        scheme, sep, rest = part.strip().rpartition("://")
+        host = rest.rsplit("@", 1)[-1]
+        if (sep and scheme not in ("nats", "tls", "ws", "wss")) or not host or "/" in host:
+            raise argparse.ArgumentTypeError(
+                f"{redact_url(part.strip())!r} is not a NATS server URL; "
+                "expected e.g. nats://127.0.0.1:4222"
+            )
+    return text
 
 
 def _print_result(result: TaskResult, as_json: bool) -> int:
@@ -147,18 +217,26 @@ async def _submit(args: argparse.Namespace) -> int:
         msg = describe_validation_error(exc) if isinstance(exc, ValidationError) else str(exc)
         print(f"error: invalid task: {msg}", file=sys.stderr)
         return 2
-    async with await SwarmClient.connect(args.url, role="operator") as client:
+    async with SwarmClient.connect(args.url, role="operator") as client:
+        offered = {c for agent in await client.agents() for c in agent.capabilities}
+        if task.capability not in offered:
+            print(
+                f"warning: no live agent offers {task.capability!r} now (offered: "
+                f"{', '.join(sorted(offered)) or 'none'}); the task waits for one and fails "
+                "no_agent if none comes.",
+                file=sys.stderr,
+            )
         await client.submit(task)
         if not args.wait:
             print(json.dumps({"task_id": task.id}) if args.json else task.id)
             return 0
-        return _print_result(await client.wait(task.id, args.timeout), args.json)
+        return _print_result(await client.wait(task.id, args.timeout, check=False), args.json)
 
 
 async def _result(args: argparse.Namespace) -> int:
     from swarmhub.client import SwarmClient
 
-    async with await SwarmClient.connect(args.url, role="operator") as client:
+    async with SwarmClient.connect(args.url, role="operator") as client:
         result = await client.result(args.task_id)
     if result is None:
         print(f"error: no result stored for task {args.task_id}", file=sys.stderr)
@@ -169,7 +247,7 @@ async def _result(args: argparse.Namespace) -> int:
 async def _status(args: argparse.Namespace) -> int:
     from swarmhub.client import SwarmClient
 
-    async with await SwarmClient.connect(args.url, role="operator") as client:
+    async with SwarmClient.connect(args.url, role="operator") as client:
         agents = await client.agents()
         infos = await client.discover("INFO")
         stats = {s["id"]: s for s in await client.discover("STATS")}
@@ -227,7 +305,7 @@ async def _status(args: argparse.Namespace) -> int:
 async def _dead(args: argparse.Namespace) -> int:
     from swarmhub.client import SwarmClient
 
-    async with await SwarmClient.connect(args.url, role="operator") as client:
+    async with SwarmClient.connect(args.url, role="operator") as client:
         letters = await client.dead_letters(limit=getattr(args, "limit", 100_000))
         if args.dead_command == "list":
             if args.json:
@@ -269,9 +347,12 @@ def _up(args: argparse.Namespace) -> int:
     from swarmhub.embedded import ClusterConfig, LocalCluster
     from swarmhub.status import StatusLine
 
-    def event(text: str) -> None:
-        print(f"\r\033[K[swarmhub] {text}", flush=True)
+    tty = sys.stdout.isatty()
 
+    def event(text: str) -> None:
+        print(f"{CLEAR_LINE if tty else ''}[swarmhub] {text}", flush=True)
+
+    app = load_app(args.app, args.app_dir) if args.app else None
     cluster = LocalCluster(
         ClusterConfig(
             data_dir=args.data_dir.resolve(),
@@ -283,9 +364,14 @@ def _up(args: argparse.Namespace) -> int:
             nats_nodes=args.cluster,
             sync_always=args.sync_always,
             insecure=args.insecure,
+            agent_slots=args.agent_slots,
+            app=args.app,
+            app_dir=args.app_dir,
         ),
         on_event=event,
     )
+    if app is not None:
+        event(f"workers run app {app.name!r}: capabilities {', '.join(app.names())}")
     stop = {"requested": False}
 
     def on_signal(signum: int, _: Any) -> None:
@@ -303,18 +389,20 @@ def _up(args: argparse.Namespace) -> int:
             )
         else:
             event("--insecure: no users or permissions; any local process can do anything")
+        example = app.names()[0] if app is not None else "echo"
+        payload = "{}" if app is not None else '{"text": "hi"}'
         event(
-            f'try: swarmhub submit echo --payload \'{{"text": "hi"}}\' --wait '
+            f"try: swarmhub submit {example} --payload '{payload}' --wait "
             f"--url {cluster.server_url}"
         )
         line = StatusLine(cluster.url)
         while not stop["requested"]:
             text = line.poll()
-            if sys.stdout.isatty():
-                print(f"\r\033[K{text}", end="", flush=True)
+            if tty:
+                print(f"{CLEAR_LINE}{text}", end="", flush=True)
             else:
                 print(text, flush=True)
-            deadline = time.monotonic() + (1.0 if sys.stdout.isatty() else 5.0)
+            deadline = time.monotonic() + (1.0 if tty else 5.0)
             while not stop["requested"] and time.monotonic() < deadline:
                 time.sleep(0.1)
         line.close()
@@ -326,12 +414,66 @@ def _up(args: argparse.Namespace) -> int:
     return 0
 
 
+def _worker(args: argparse.Namespace) -> int:
+    """Check the app loads, then become `python -m agent_worker` running it (same PID)."""
+    from swarmhub.credentials import claim_agent_slot, with_user
+
+    app = load_app(args.app, args.app_dir)
+    if args.capabilities:
+        app.registry.subset([c.strip() for c in args.capabilities.split(",") if c.strip()])
+    env = {
+        **os.environ,
+        "SWARMHUB_APP": args.app,
+        "SWARMHUB_APP_DIR": str(args.app_dir.resolve()),
+        "SWARMHUB_CONCURRENCY": str(args.concurrency),
+        "SWARMHUB_NATS_URL": args.url,
+    }
+    if args.capabilities:
+        env["SWARMHUB_CAPABILITIES"] = args.capabilities
+    if args.name:
+        env["SWARMHUB_AGENT_ID"] = check_token(args.name, "agent name")
+    slot = None if "@" in args.url else claim_agent_slot()
+    if slot is not None:
+        user, lock = slot
+        if args.name and args.name != user.agent_id:
+            print(
+                "error: on a local cluster with credentials an agent's id is its slot's "
+                f"({user.agent_id}); leave out --name or pass a --url with your own user.",
+                file=sys.stderr,
+            )
+            return 2
+        os.set_inheritable(lock, True)  # the worker keeps the slot for as long as it runs
+        env["SWARMHUB_NATS_URL"] = with_user(args.url, user)
+        env["SWARMHUB_AGENT_ID"] = user.agent_id or ""
+    print(
+        f"[swarmhub] worker for app {app.name!r} ({', '.join(app.names())}) at "
+        f"{redact_url(args.url)}" + (f" as agent {env['SWARMHUB_AGENT_ID']}" if slot else ""),
+        file=sys.stderr,
+        flush=True,
+    )
+    os.execve(sys.executable, [sys.executable, "-m", "agent_worker"], env)
+    return 0  # not reached
+
+
+def _exit_code(exc: ServiceError) -> int:
+    """The documented exit code of an error family."""
+    if isinstance(exc, Unavailable):
+        return 4
+    if isinstance(exc, TimedOut):
+        return 5
+    if isinstance(exc, Rejected):
+        return 2
+    return 1
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `swarmhub` command."""
     args = build_parser().parse_args(argv)
     try:
         if args.command == "up":
             return _up(args)
+        if args.command == "worker":
+            return _worker(args)
         if args.command in ("load", "bench"):
             from loadgen.cli import run_bench, run_load
 
@@ -342,7 +484,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return asyncio.run(handler(args))
     except ServiceError as exc:
         print(f"error: {exc.code.value}: {cut(exc.message, 500)}", file=sys.stderr)
-        return 1
+        return _exit_code(exc)
+    except (AppError, NoFreeSlot) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         return 130
     except Exception as exc:

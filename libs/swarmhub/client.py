@@ -6,7 +6,8 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Generator, Iterable
+from types import TracebackType
 from typing import Any
 
 from nats.aio.msg import Msg
@@ -17,9 +18,15 @@ from nats.js.kv import KeyValue
 
 from swarmhub import codec, subjects
 from swarmhub.bus import Bus, connect
-from swarmhub.config import BusSettings, default_nats_url, redact_url
+from swarmhub.config import BusSettings, default_nats_url, redact_url, scrub_credentials
 from swarmhub.credentials import client_url
-from swarmhub.errors import ErrorCode, ServiceError
+from swarmhub.errors import (
+    ErrorCode,
+    NoAgent,
+    ServiceError,
+    TaskFailed,
+    TaskTimeout,
+)
 from swarmhub.limits import check_schedule, cut
 from swarmhub.registry import read_agents
 from swarmhub.schemas import (
@@ -32,11 +39,63 @@ from swarmhub.schemas import (
     CacheStats,
     DeadLetter,
     Empty,
+    ResultStatus,
     SwarmJob,
     SwarmJobResult,
     Task,
     TaskResult,
 )
+from swarmhub.subjects import check_token
+
+Progress = Callable[[int, int], None]
+"""Called as progress(done, total) while many tasks run."""
+
+
+def check_result(result: TaskResult) -> TaskResult:
+    """`result` if the task succeeded; else raise TaskFailed (NoAgent when no agent took it)."""
+    if result.status is ResultStatus.SUCCEEDED:
+        return result
+    code = result.error.code if result.error else ErrorCode.INTERNAL
+    detail = result.error.message if result.error else "no error recorded"
+    family = NoAgent if code is ErrorCode.NO_AGENT else TaskFailed
+    raise family(
+        code,
+        f"Task {result.task_id} {result.status.value} after {result.attempts} attempt(s): {detail}",
+        result=result,
+    )
+
+
+def as_task(task: Task | str, payload: dict[str, Any] | None, fields: dict[str, Any]) -> Task:
+    """A Task given as one, or as a capability name, its payload and other Task fields."""
+    if isinstance(task, Task):
+        if payload is not None or fields:
+            raise TypeError("Pass either a Task, or a capability with its payload and fields.")
+        return task
+    return Task(capability=task, payload=payload or {}, **fields)
+
+
+class Connecting:
+    """What `SwarmClient.connect()` returns: await it, or use it as `async with ... as client`."""
+
+    def __init__(self, connecting: Any) -> None:
+        self._connecting = connecting
+        self._client: SwarmClient | None = None
+
+    def __await__(self) -> Generator[Any, None, SwarmClient]:
+        return self._connecting.__await__()  # type: ignore[no-any-return]
+
+    async def __aenter__(self) -> SwarmClient:
+        self._client = await self._connecting
+        return self._client
+
+    async def __aexit__(
+        self,
+        kind: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._client is not None:
+            await self._client.close()
 
 
 class SwarmClient:
@@ -47,7 +106,25 @@ class SwarmClient:
         self._kv: dict[str, KeyValue] = {}
 
     @classmethod
-    async def connect(
+    def connect(
+        cls,
+        url: str | None = None,
+        *,
+        name: str = "swarmhub-client",
+        reconnect: bool = False,
+        role: str = "client",
+    ) -> Connecting:
+        """Connect to `url` (default: SWARMHUB_NATS_URL, else nats://127.0.0.1:4222).
+
+        Use as `client = await SwarmClient.connect()` or `async with SwarmClient.connect() as
+        client`. A URL without credentials logs in as `role` of the local cluster whose
+        credentials file is found (see `swarmhub.credentials`). Raises Unavailable when no
+        server answers.
+        """
+        return Connecting(cls.open(url, name=name, reconnect=reconnect, role=role))
+
+    @classmethod
+    async def open(
         cls,
         url: str | None = None,
         *,
@@ -55,24 +132,47 @@ class SwarmClient:
         reconnect: bool = False,
         role: str = "client",
     ) -> SwarmClient:
-        """Connect to `url` (default: SWARMHUB_NATS_URL, else nats://127.0.0.1:4222).
-
-        A URL without credentials logs in as `role` of the local cluster whose credentials file
-        is found (see `swarmhub.credentials`).
-        """
+        """Connect and return the client: what awaiting `connect()` does."""
         settings = BusSettings(nats_url=client_url(url or default_nats_url(), role))
+        # nats-py retries a refused or unauthorized first connect every 2 s until its timeout;
+        # give up once every server has said no, and say why (nats.py#645: it may also hang).
+        errors: list[str] = []
+        refused = asyncio.get_running_loop().create_future()
+        servers = len(settings.nats_url.split(","))
+
+        def on_event(kind: str, detail: str) -> None:
+            if kind == "error" and not refused.done():
+                errors.append(detail)
+                if len(errors) >= servers:
+                    refused.set_result(None)
+
+        connecting = asyncio.ensure_future(
+            connect(settings, name, reconnect=reconnect, on_event=on_event)
+        )
         try:
-            # Bounded: nats-py may wait forever for a server that never answers (nats.py#645).
-            nc = await asyncio.wait_for(
-                connect(settings, name, reconnect=reconnect),
+            await asyncio.wait(
+                (connecting, refused),
                 timeout=settings.connect_timeout * 3,
+                return_when=asyncio.FIRST_COMPLETED,
             )
+            if not connecting.done():
+                connecting.cancel()
+                raise ConnectionError(
+                    errors[-1] if errors else f"no answer within {settings.connect_timeout * 3:g} s"
+                )
+            nc = connecting.result()
         except Exception as exc:
-            detail = str(exc) or f"no answer within {settings.connect_timeout * 3:g} s"
+            detail = scrub_credentials(str(exc)) or type(exc).__name__
+            hint = (
+                "Check the user and password in the URL, or the credentials file (found from "
+                "SWARMHUB_DATA_DIR, else ./.data)."
+                if "Authorization" in detail
+                else "Is the cluster running (`swarmhub up`)?"
+            )
             raise ServiceError(
                 ErrorCode.UNAVAILABLE,
                 f"Cannot connect to NATS at {redact_url(settings.nats_url)} ({cut(detail, 200)}). "
-                "Is the cluster running (`swarmhub up`)?",
+                + hint,
             ) from None
         return cls(Bus(nc, settings))
 
@@ -99,11 +199,17 @@ class SwarmClient:
 
     # -- tasks ------------------------------------------------------------------------------
 
-    async def submit(self, task: Task) -> Task:
-        """Publish a task durably; returns once JetStream acknowledged it.
+    async def submit(
+        self, task: Task | str, payload: dict[str, Any] | None = None, **fields: Any
+    ) -> Task:
+        """Publish a task durably; returns it once JetStream acknowledged it.
 
-        Raises ServiceError(too_large) for a task over the task limit (see `swarmhub.limits`).
+        Pass a Task, or a capability name with its payload and any Task fields
+        (`submit("echo", {"text": "hi"}, priority="high")`). Raises Rejected (too_large) for
+        a task over the task limit (see `swarmhub.limits`), pydantic's ValidationError for
+        fields that do not fit the Task schema.
         """
+        task = as_task(task, payload, fields)
         data = self.bus.encode(task)
         self.bus.limits.check_task(len(data))
         check_schedule(task, time.time())
@@ -117,6 +223,10 @@ class SwarmClient:
 
     async def result(self, task_id: str) -> TaskResult | None:
         """The stored final result of a task, or None while it has none."""
+        try:
+            check_token(task_id, "task id")
+        except ValueError as exc:
+            raise ServiceError(ErrorCode.BAD_REQUEST, str(exc)) from None
         kv = await self._bucket(subjects.RESULTS_BUCKET)
         try:
             entry = await kv.get(task_id)
@@ -130,11 +240,13 @@ class SwarmClient:
             ) from None
         return codec.decode(entry.value or b"", TaskResult)
 
-    async def wait(self, task_id: str, timeout: float = 60.0) -> TaskResult:
+    async def wait(self, task_id: str, timeout: float = 60.0, *, check: bool = True) -> TaskResult:
         """Wait for a task's final result as stored by the hub.
 
-        The result event only wakes the wait: what is returned is always the stored result, so
-        an event published by anyone else cannot stand in for it.
+        Raises TaskTimeout after `timeout` seconds and, with `check`, TaskFailed (NoAgent when
+        no agent took it) unless the task succeeded. The result event only wakes the wait: what
+        is returned is always the stored result, so an event published by anyone else cannot
+        stand in for it.
         """
         arrived = asyncio.Event()
 
@@ -153,21 +265,81 @@ class SwarmClient:
                         raise
                     stored = None  # the store is briefly away (e.g. an election): keep waiting
                 if stored is not None:
-                    return stored
+                    return check_result(stored) if check else stored
                 left = deadline - time.monotonic()
                 if left <= 0:
-                    raise ServiceError(
-                        ErrorCode.TIMEOUT, f"Task {task_id} has no result after {timeout:g} s."
+                    raise TaskTimeout(
+                        ErrorCode.TIMEOUT,
+                        f"Task {task_id} has no result after {timeout:g} s; it may still finish "
+                        f"(`swarmhub result {task_id}`).",
                     )
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(arrived.wait(), timeout=min(1.0, left))
         finally:
             await sub.unsubscribe()
 
-    async def run(self, task: Task, timeout: float = 60.0) -> TaskResult:
-        """Submit a task and wait for its result."""
-        await self.submit(task)
-        return await self.wait(task.id, timeout)
+    async def run(
+        self,
+        task: Task | str,
+        payload: dict[str, Any] | None = None,
+        *,
+        timeout: float = 60.0,
+        check: bool = True,
+        **fields: Any,
+    ) -> TaskResult:
+        """Submit a task (as `submit` takes it) and wait for its result (raising as `wait` does)."""
+        submitted = await self.submit(task, payload, **fields)
+        return await self.wait(submitted.id, timeout, check=check)
+
+    async def submit_many(
+        self, tasks: Iterable[Task], *, in_flight: int = 256, progress: Progress | None = None
+    ) -> list[Task]:
+        """Publish many tasks, up to `in_flight` acknowledgements awaited at once; in order."""
+        todo = list(tasks)
+        slots = asyncio.Semaphore(in_flight)
+        done = 0
+
+        async def one(task: Task) -> Task:
+            nonlocal done
+            async with slots:
+                await self.submit(task)
+            done += 1
+            if progress is not None:
+                progress(done, len(todo))
+            return task
+
+        return list(await asyncio.gather(*(one(t) for t in todo)))
+
+    async def map(
+        self,
+        capability: str,
+        payloads: Iterable[dict[str, Any]],
+        *,
+        timeout: float = 300.0,
+        progress: Progress | None = None,
+        **task_fields: Any,
+    ) -> list[TaskResult]:
+        """Run `capability` once per payload; the results in input order (failed ones included).
+
+        `task_fields` (priority, max_attempts, attempt_timeout, ...) apply to every task.
+        `progress(done, total)` is called as results arrive. Raises TaskTimeout naming how many
+        are missing when `timeout` seconds pass first.
+        """
+        tasks = [Task(capability=capability, payload=p, **task_fields) for p in payloads]
+        collector = await ResultCollector(self).start()
+        try:
+            await self.submit_many(tasks)
+            found = await collector.wait_all([t.id for t in tasks], timeout, progress=progress)
+        finally:
+            await collector.stop()
+        missing = [t.id for t in tasks if t.id not in found]
+        if missing:
+            raise TaskTimeout(
+                ErrorCode.TIMEOUT,
+                f"{len(missing)} of {len(tasks)} tasks have no result after {timeout:g} s "
+                f"(first: {missing[0]}).",
+            )
+        return [found[t.id] for t in tasks]
 
     # -- dead letters -----------------------------------------------------------------------
 
@@ -315,13 +487,19 @@ class ResultCollector:
             await self._sub.unsubscribe()
             self._sub = None
 
-    async def wait_all(self, task_ids: Iterable[str], timeout: float) -> dict[str, TaskResult]:
+    async def wait_all(
+        self, task_ids: Iterable[str], timeout: float, *, progress: Progress | None = None
+    ) -> dict[str, TaskResult]:
         """Wait until every id has a result (events, then the store for stragglers)."""
         wanted = set(task_ids)
         deadline = time.monotonic() + timeout
         last_poll = time.monotonic()
+        reported = -1
         while True:
             missing = wanted - self.results.keys()
+            if progress is not None and len(wanted) - len(missing) != reported:
+                reported = len(wanted) - len(missing)
+                progress(reported, len(wanted))
             if not missing:
                 break
             now = time.monotonic()

@@ -100,7 +100,13 @@ class WorkerSettings(_Env):
 
     agent_id: str | None = None
     concurrency: int = Field(default=16, ge=1, le=10_000)
-    capabilities: str | None = Field(default=None, description="Comma list; None = all built-ins.")
+    app: str | None = Field(
+        default=None,
+        description="MODULE[:ATTR] of a swarmhub.App whose capabilities this worker offers; "
+        "None = the built-ins.",
+    )
+    app_dir: str = Field(default=".", description="Folder the app's module is imported from.")
+    capabilities: str | None = Field(default=None, description="Comma list; None = all offered.")
     heartbeat_interval: float = Field(default=1.0, gt=0)
     memoize: bool = Field(
         default=True, description="Cache results of capabilities that opt in (memoize=True)."

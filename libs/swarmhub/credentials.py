@@ -1,12 +1,15 @@
 """Per-role credentials of a local cluster: made once in its data folder, found by clients.
 
-`swarmhub up` writes `<data dir>/credentials.json` (mode 0600): one user and password per role
-and per agent-worker. The CLI and `SwarmClient` read it when their URL carries no credentials,
-from `SWARMHUB_DATA_DIR`, else `./.data` (the default data folder of `swarmhub up`).
+`swarmhub up` writes `<data dir>/credentials.json` (mode 0600): one user and password per role,
+per agent-worker it runs, and per agent slot (a worker started by `swarmhub worker` claims a free
+slot: its own user, scoped to the slot's agent id). The CLI and `SwarmClient` read it when their
+URL carries no credentials, from `SWARMHUB_DATA_DIR`, else `./.data` (the default data folder of
+`swarmhub up`).
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import secrets
@@ -17,6 +20,8 @@ from swarmhub.config import servers
 from swarmhub.roles import ROLES, Role, worker
 
 CREDENTIALS_FILE = "credentials.json"
+AGENT_SLOT = "agent"
+"""Role name of the users kept for workers that `swarmhub worker` starts."""
 DEFAULT_DATA_DIR = Path(".data")
 
 
@@ -31,7 +36,7 @@ class User:
 
     def permissions_role(self) -> Role:
         """The role this user's permissions come from (a worker's is scoped to its agent id)."""
-        return worker(self.agent_id) if self.role == "worker" else ROLES[self.role]
+        return worker(self.agent_id) if self.agent_id else ROLES[self.role]
 
 
 @dataclass(frozen=True)
@@ -52,8 +57,11 @@ class Credentials:
         return {u.name: (u.permissions_role(), u.password) for u in self.users}
 
 
-def load_or_create(data_dir: Path, workers: int) -> Credentials:
-    """The cluster's credentials, made (0600) the first time and grown when workers are added."""
+def load_or_create(data_dir: Path, workers: int, agent_slots: int = 0) -> Credentials:
+    """The cluster's credentials, made (0600) the first time and grown when workers are added.
+
+    `workers` users are for the cluster's own agent-workers, `agent_slots` for `swarmhub worker`.
+    """
     path = data_dir / CREDENTIALS_FILE
     users: list[User] = []
     if path.exists():
@@ -62,10 +70,11 @@ def load_or_create(data_dir: Path, workers: int) -> Credentials:
     for role in ("router", "coordinator", "cache", "client", "operator"):
         if role not in have:
             users.append(User(role, role, secrets.token_urlsafe(24)))
-    existing = sum(1 for u in users if u.role == "worker")
-    for _ in range(existing, workers):
-        agent_id = f"agent-{secrets.token_hex(6)}"
-        users.append(User(f"worker-{agent_id}", "worker", secrets.token_urlsafe(24), agent_id))
+    for role, wanted in (("worker", workers), (AGENT_SLOT, agent_slots)):
+        existing = sum(1 for u in users if u.role == role)
+        for _ in range(existing, wanted):
+            agent_id = f"agent-{secrets.token_hex(6)}"
+            users.append(User(f"{role}-{agent_id}", role, secrets.token_urlsafe(24), agent_id))
     data_dir.mkdir(parents=True, exist_ok=True)
     text = json.dumps({"users": [u.__dict__ for u in users]}, indent=1)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -102,3 +111,35 @@ def client_url(url: str, role: str = "client") -> str:
         return with_user(url, found.user(role))
     except KeyError:
         return url
+
+
+class NoFreeSlot(RuntimeError):
+    """Every agent slot of the local cluster is held by a running worker."""
+
+
+def claim_agent_slot(data_dir: Path | None = None) -> tuple[User, int] | None:
+    """A free agent slot of the local cluster and the lock that holds it (None: no such cluster).
+
+    The lock is an flock on `<data dir>/agents/<agent id>.lock`: the kernel frees it when the
+    holding process ends, however it ends, so a slot is never leaked. Pass the descriptor on
+    (inheritable) to a process that should keep the slot.
+    """
+    base = data_dir or Path(os.environ.get("SWARMHUB_DATA_DIR") or DEFAULT_DATA_DIR)
+    found = find(base)
+    if found is None:
+        return None
+    slots = [u for u in found.users if u.role == AGENT_SLOT]
+    locks = base / "agents"
+    locks.mkdir(exist_ok=True)
+    for user in slots:
+        fd = os.open(locks / f"{user.agent_id}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            continue
+        return user, fd
+    raise NoFreeSlot(
+        f"All {len(slots)} agent slots of the local cluster in {base} are in use; restart it "
+        "with more (`swarmhub up --agent-slots N`) or stop a worker."
+    )

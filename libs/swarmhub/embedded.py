@@ -379,6 +379,9 @@ class ClusterConfig:
     extra_env: dict[str, str] = field(default_factory=dict)
     nats_url: str | None = None  # use this server instead of starting one
     insecure: bool = False  # no users or permissions on a server this cluster starts
+    agent_slots: int = 4  # users kept for workers that `swarmhub worker` starts
+    app: str | None = None  # MODULE[:ATTR] of the swarmhub.App the workers run (None: built-ins)
+    app_dir: Path | None = None  # where the app's module is imported from
 
 
 class LocalCluster:
@@ -394,7 +397,7 @@ class LocalCluster:
         self.supervisor = Supervisor(config.data_dir / "logs", on_event)
         self.credentials: Credentials | None = None
         if config.nats_url is None and not config.insecure:
-            self.credentials = load_or_create(config.data_dir, config.workers)
+            self.credentials = load_or_create(config.data_dir, config.workers, config.agent_slots)
             block = authorization_block(self.credentials.authorization())
             for node in self.nodes:
                 node.authorization = block
@@ -454,11 +457,21 @@ class LocalCluster:
                     "worker",
                     i,
                     SWARMHUB_CONCURRENCY=str(self.config.worker_concurrency),
+                    **self._app_env(),
                 )
             )
         for i in range(self.config.routers):
             add(self._spec(f"task-router-{i + 1}", "task_router", "router"))
         return self
+
+    def _app_env(self) -> dict[str, str]:
+        """Environment that makes a worker run the user's app."""
+        if self.config.app is None:
+            return {}
+        return {
+            "SWARMHUB_APP": self.config.app,
+            "SWARMHUB_APP_DIR": str((self.config.app_dir or Path.cwd()).resolve()),
+        }
 
     def pids(self) -> dict[str, int]:
         """PIDs of nats-server and every service."""

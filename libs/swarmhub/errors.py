@@ -1,8 +1,16 @@
-"""Error codes shared by every service, and the exception that carries one over the wire."""
+"""Error codes shared by every service, and the exceptions that carry them.
+
+`ServiceError(code, message)` builds the family class of its code, so callers can catch
+`Rejected`, `Unavailable`, `TimedOut`, `TaskFailed` or `NoAgent`, or everything as `SwarmHubError`.
+"""
 
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from swarmhub.schemas import TaskResult
 
 
 class ErrorCode(StrEnum):
@@ -44,12 +52,26 @@ HTTP_STATUS: dict[ErrorCode, int] = {
 }
 
 
-class ServiceError(Exception):
+def _known(code: ErrorCode | str) -> ErrorCode:
+    return ErrorCode(code) if code in ErrorCode._value2member_map_ else ErrorCode.INTERNAL
+
+
+class SwarmHubError(Exception):
+    """Base of every error SwarmHub raises to its callers."""
+
+
+class ServiceError(SwarmHubError):
     """An expected error answered to the caller with a code and a clean message (no stack trace)."""
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> ServiceError:
+        if cls is ServiceError:  # subclasses (with their own signatures) are built as they are
+            code = args[0] if args else kwargs.get("code", ErrorCode.INTERNAL)
+            cls = _FAMILY.get(_known(code), ServiceError)
+        return super().__new__(cls)
 
     def __init__(self, code: ErrorCode | str, message: str, *, retryable: bool = False) -> None:
         super().__init__(message)
-        self.code = ErrorCode(code) if code in ErrorCode._value2member_map_ else ErrorCode.INTERNAL
+        self.code = _known(code)
         self.message = message
         self.retryable = retryable
 
@@ -60,6 +82,59 @@ class ServiceError(Exception):
 
     def __str__(self) -> str:
         return f"{self.code.value}: {self.message}"
+
+
+class Rejected(ServiceError):
+    """The hub refused the request as it was given: fix it rather than retry it."""
+
+
+class Unavailable(ServiceError):
+    """Nothing could take the request just now (no server, a full agent, an open circuit)."""
+
+
+class TimedOut(ServiceError):
+    """No answer came in time."""
+
+
+class TaskTimeout(TimedOut):
+    """A wait gave up before the task had a result; the task itself may still finish."""
+
+
+class TaskFailed(ServiceError):
+    """A task ended without success; `result` holds its final result when there is one."""
+
+    def __init__(
+        self,
+        code: ErrorCode | str,
+        message: str,
+        *,
+        retryable: bool = False,
+        result: TaskResult | None = None,
+    ) -> None:
+        super().__init__(code, message, retryable=retryable)
+        self.result = result
+
+
+class NoAgent(TaskFailed):
+    """No live agent offered the task's capability in time."""
+
+
+_FAMILY: dict[ErrorCode, type[ServiceError]] = {
+    ErrorCode.BAD_REQUEST: Rejected,
+    ErrorCode.MALFORMED: Rejected,
+    ErrorCode.INVALID_TASK: Rejected,
+    ErrorCode.UNKNOWN_CAPABILITY: Rejected,
+    ErrorCode.NOT_FOUND: Rejected,
+    ErrorCode.TOO_LARGE: Rejected,
+    ErrorCode.UNAVAILABLE: Unavailable,
+    ErrorCode.BUSY: Unavailable,
+    ErrorCode.CIRCUIT_OPEN: Unavailable,
+    ErrorCode.TIMEOUT: TimedOut,
+    ErrorCode.DEADLINE_EXCEEDED: TimedOut,
+    ErrorCode.NO_AGENT: NoAgent,
+    ErrorCode.HANDLER_ERROR: TaskFailed,
+    ErrorCode.ATTEMPTS_EXHAUSTED: TaskFailed,
+}
 
 
 class NonRetryableError(Exception):

@@ -6,11 +6,13 @@ import asyncio
 import hashlib
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ClassVar
 
 from swarmhub import codec, metrics, subjects
+from swarmhub.app import load_app
 from swarmhub.cache_client import CacheClient
-from swarmhub.capabilities import CapabilityRegistry, builtins
+from swarmhub.capabilities import Capability, CapabilityRegistry, builtins
 from swarmhub.config import WorkerSettings
 from swarmhub.errors import ErrorCode, NonRetryableError, ServiceError
 from swarmhub.limits import cut
@@ -44,6 +46,10 @@ class AgentWorker(Service):
     ) -> None:
         super().__init__(**kwargs)
         self.settings = settings or WorkerSettings()
+        app_name = "builtins"
+        if registry is None and self.settings.app:
+            app = load_app(self.settings.app, self.settings.app_dir)
+            registry, app_name = app.registry, app.name
         registry = registry or builtins
         if self.settings.capabilities:
             registry = registry.subset(
@@ -52,8 +58,14 @@ class AgentWorker(Service):
         self.registry = registry
         self.agent_id = self.settings.agent_id or f"agent-{new_id()[:12]}"
         self.identity.metadata.update(
-            {"agent_id": self.agent_id, "capabilities": ",".join(registry.names())}
+            {"agent_id": self.agent_id, "app": app_name, "capabilities": ",".join(registry.names())}
         )
+        # Capabilities that cap their own runs at once wait here (within their attempt timeout).
+        self._capability_slots = {
+            name: asyncio.Semaphore(cap.concurrency)
+            for name in registry.names()
+            if (cap := registry.get(name)) is not None and cap.concurrency is not None
+        }
         self.log = self.log.bind(agent_id=self.agent_id)
         self.in_flight = 0
         self.completed = 0
@@ -85,6 +97,10 @@ class AgentWorker(Service):
 
     async def setup(self) -> None:
         """Start the cache client, then register (in the background, retried) and heartbeat."""
+        # Sync capabilities run in the default executor: give it one thread per task slot.
+        asyncio.get_running_loop().set_default_executor(
+            ThreadPoolExecutor(self.settings.concurrency, thread_name_prefix="capability")
+        )
         self.cache = CacheClient(
             self.bus,
             timeout=self.settings.cache_timeout,
@@ -144,6 +160,8 @@ class AgentWorker(Service):
         started = time.perf_counter()
         status = "succeeded"
         memo_key = self._memo_key(task.capability, task.payload, capability.memoize)
+        attempt_timeout = min(task.attempt_timeout, capability.timeout or task.attempt_timeout)
+        last = _last_attempt_note(capability, request.attempt)
         try:
             if memo_key is not None:
                 hit, value = await self.cache.get(MEMO_NAMESPACE, memo_key)
@@ -152,8 +170,8 @@ class AgentWorker(Service):
                     ms = (time.perf_counter() - started) * 1000
                     return RunReply(output=value, cached=True, run_ms=ms)
             # asyncio.timeout runs the handler in this task; wait_for would start another.
-            async with asyncio.timeout(task.attempt_timeout):
-                output = await capability.handler(dict(task.payload))
+            async with asyncio.timeout(attempt_timeout):
+                output = await self._call(capability, task.payload)
             if memo_key is not None:
                 self._remember(memo_key, output)
             return RunReply(output=output, run_ms=(time.perf_counter() - started) * 1000)
@@ -162,8 +180,8 @@ class AgentWorker(Service):
             raise ServiceError(
                 ErrorCode.TIMEOUT,
                 f"Capability {task.capability!r} ran past its attempt timeout "
-                f"of {task.attempt_timeout} s.",
-                retryable=True,
+                f"of {attempt_timeout:g} s.{last}",
+                retryable=not last,
             ) from None
         except NonRetryableError as exc:
             status = "failed"
@@ -174,7 +192,9 @@ class AgentWorker(Service):
         except Exception as exc:
             status = "failed"
             raise ServiceError(
-                ErrorCode.HANDLER_ERROR, cut(f"{type(exc).__name__}: {exc}"), retryable=True
+                ErrorCode.HANDLER_ERROR,
+                cut(f"{type(exc).__name__}: {exc}") + last,
+                retryable=not last,
             ) from None
         finally:
             self.in_flight -= 1
@@ -184,6 +204,14 @@ class AgentWorker(Service):
                 self.completed += 1
             else:
                 self.failed += 1
+
+    async def _call(self, capability: Capability, payload: dict[str, Any]) -> Any:
+        """Run the handler on a copy of the payload, within the capability's own concurrency."""
+        slots = self._capability_slots.get(capability.name)
+        if slots is None:
+            return await capability.handler(dict(payload))
+        async with slots:
+            return await capability.handler(dict(payload))
 
     def _memo_key(self, capability: str, payload: dict[str, Any], memoize: bool) -> str | None:
         if not (memoize and self.settings.memoize):
@@ -258,3 +286,10 @@ class AgentWorker(Service):
             self.log.info("draining", in_flight=self.in_flight)
         except ServiceError as exc:
             self.log.warning("leave_failed", reason=exc.message)
+
+
+def _last_attempt_note(capability: Capability, attempt: int) -> str:
+    """A note for errors of the attempt the capability allows last ('' while retries remain)."""
+    if capability.max_attempts is None or attempt < capability.max_attempts:
+        return ""
+    return f" (capability {capability.name!r} allows {capability.max_attempts} attempts)"

@@ -1,7 +1,8 @@
 """Run one cache service: `python -m cache_service`."""
 
 from cache_service.service import CacheService
-from swarmhub.runtime import run_service
+from swarmhub.config import CacheSettings
+from swarmhub.service_main import service_main
 
 if __name__ == "__main__":
-    run_service(CacheService)
+    service_main(CacheService, CacheSettings)

@@ -1,7 +1,8 @@
 """Run one task-router: `python -m task_router`."""
 
-from swarmhub.runtime import run_service
+from swarmhub.config import RouterSettings
+from swarmhub.service_main import service_main
 from task_router.service import TaskRouter
 
 if __name__ == "__main__":
-    run_service(TaskRouter)
+    service_main(TaskRouter, RouterSettings)

@@ -26,7 +26,7 @@ async def run_cpu(client: SwarmClient, n: int, seed: str) -> list[Any]:
     results = []
     for i in range(n):
         task = Task(capability="cpu", payload={"rounds": 50, "seed": f"{seed}-{i}"})
-        results.append(await client.run(task, timeout=30))
+        results.append(await client.run(task, timeout=30, check=False))
     return results
 
 
@@ -38,8 +38,12 @@ async def test_paused_cache_is_bypassed_then_used_again(tmp_path: Path) -> None:
         await wait_for_agents(cluster.url, 1)
         async with await SwarmClient.connect(cluster.url) as client:
             # Given a healthy cache: a repeated deterministic task is served from it
-            first = await client.run(Task(capability="cpu", payload={"rounds": 10}), timeout=30)
-            again = await client.run(Task(capability="cpu", payload={"rounds": 10}), timeout=30)
+            first = await client.run(
+                Task(capability="cpu", payload={"rounds": 10}), timeout=30, check=False
+            )
+            again = await client.run(
+                Task(capability="cpu", payload={"rounds": 10}), timeout=30, check=False
+            )
             assert not first.cached and again.cached
             healthy = await run_cpu(client, 20, "healthy")
             cache = cluster.supervisor.child("cache")
@@ -101,13 +105,16 @@ async def test_stalled_agent_is_skipped_then_given_trial_tasks(tmp_path: Path) -
                     Task(capability="echo", payload={"i": i}, attempt_timeout=0.5, max_attempts=5)
                     for i in range(12)
                 ]
-                results = [await client.run(t, timeout=60) for t in work]
+                results = [await client.run(t, timeout=60, check=False) for t in work]
                 assert all(r.status is ResultStatus.SUCCEEDED for r in results)
                 assert all(r.agent_id != victim_id for r in results)
                 states = await breaker_states(client, "task-router")
                 assert states.get(victim_id) == "OPEN", states
                 # While open, new tasks go straight to the healthy agent: no retries needed
-                quick = [await client.run(Task(capability="echo"), timeout=30) for _ in range(5)]
+                quick = [
+                    await client.run(Task(capability="echo"), timeout=30, check=False)
+                    for _ in range(5)
+                ]
                 assert all(r.attempts == 1 for r in quick)
             finally:
                 kill(victim.proc.pid, signal.SIGCONT)
@@ -115,7 +122,7 @@ async def test_stalled_agent_is_skipped_then_given_trial_tasks(tmp_path: Path) -
             # After the wait it gets trial tasks; they succeed and the breaker closes
             async def closed() -> bool:
                 for _ in range(4):
-                    await client.run(Task(capability="echo"), timeout=30)
+                    await client.run(Task(capability="echo"), timeout=30, check=False)
                 return (await breaker_states(client, "task-router")).get(victim_id) == "CLOSED"
 
             await wait_until(closed, 30, "the agent's breaker to close", interval=0.5)

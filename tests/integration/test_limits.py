@@ -56,7 +56,7 @@ async def test_the_client_refuses_a_near_limit_task_and_stays_connected(
         assert words in info.value.message
     # And the connection still works for the next task
     assert not client.bus.nc.is_closed
-    ok = await client.run(Task(capability="echo", payload={"n": 1}), timeout=20)
+    ok = await client.run(Task(capability="echo", payload={"n": 1}), timeout=20, check=False)
     assert ok.status is ResultStatus.SUCCEEDED
 
 
@@ -71,12 +71,14 @@ async def test_a_near_limit_task_is_dead_lettered_and_routing_goes_on(
     assert len(body) == max_payload - 110
     await client.bus.js.publish(subjects.task_submit("echo"), body, headers={HDR_MSG_ID: task_id})
     # When the router takes it, Then it is dead-lettered at once with a reason naming the limit
-    result = await client.wait(task_id, timeout=20)
+    result = await client.wait(task_id, timeout=20, check=False)
     assert result.status is ResultStatus.DEAD_LETTERED
     assert result.error is not None and "above the" in result.error.message
     # And the router kept its connection: the next normal task completes on the same process
     for i in range(3):
-        ok = await client.run(Task(capability="echo", payload={"after": i}), timeout=20)
+        ok = await client.run(
+            Task(capability="echo", payload={"after": i}), timeout=20, check=False
+        )
         assert ok.status is ResultStatus.SUCCEEDED
     assert cluster.supervisor.child("task-router-1").proc.pid == router_pid  # type: ignore[union-attr]
     pings = await client.discover("PING", "task-router", wait=0.3)
@@ -89,10 +91,10 @@ async def test_a_task_at_the_task_limit_runs_end_to_end(client: SwarmClient) -> 
     task = Task(capability="echo", payload={"blob": "z" * (limit - 400)})
     assert limit - 400 < len(client.bus.encode(task)) <= limit
     # When it runs, Then it succeeds with its whole output, and the hub goes on serving
-    result = await client.run(task, timeout=30)
+    result = await client.run(task, timeout=30, check=False)
     assert result.status is ResultStatus.SUCCEEDED
     assert result.output == task.payload
-    ok = await client.run(Task(capability="echo", payload={"n": 2}), timeout=20)
+    ok = await client.run(Task(capability="echo", payload={"n": 2}), timeout=20, check=False)
     assert ok.status is ResultStatus.SUCCEEDED
 
 
@@ -106,7 +108,7 @@ async def test_far_off_tasks_do_not_hold_router_slots(client: SwarmClient) -> No
     later = time.time() + 1800
     await _flood(client, [Task(capability="echo", not_before=later) for _ in range(300)])
     # When a normal task is submitted, Then it still runs at once
-    ok = await client.run(Task(capability="echo", payload={"n": 1}), timeout=5)
+    ok = await client.run(Task(capability="echo", payload={"n": 1}), timeout=5, check=False)
     assert ok.status is ResultStatus.SUCCEEDED
 
 
@@ -114,7 +116,7 @@ async def test_tasks_nobody_can_run_do_not_hold_router_slots(client: SwarmClient
     # Given more tasks for a capability no agent offers than the router has slots
     await _flood(client, [Task(capability="nobody-offers-this") for _ in range(300)])
     # When a normal task is submitted, Then it still runs at once
-    ok = await client.run(Task(capability="echo", payload={"n": 2}), timeout=5)
+    ok = await client.run(Task(capability="echo", payload={"n": 2}), timeout=5, check=False)
     assert ok.status is ResultStatus.SUCCEEDED
 
 
@@ -131,13 +133,13 @@ async def test_schedules_beyond_the_horizon_and_tasks_without_ids_are_refused(
         codec.encode(decade),
         headers={HDR_MSG_ID: decade.id},
     )
-    result = await client.wait(decade.id, timeout=10)
+    result = await client.wait(decade.id, timeout=10, check=False)
     assert result.status is ResultStatus.DEAD_LETTERED
     assert result.error is not None and "NOT_BEFORE_HORIZON" in result.error.message
     # A body without an id is refused as such (the header id is where its result goes)
     body = msgpack.packb({"capability": "echo", "payload": {}})
     await client.bus.js.publish(subjects.task_submit("echo"), body, headers={HDR_MSG_ID: "no-id-1"})
-    nameless = await client.wait("no-id-1", timeout=10)
+    nameless = await client.wait("no-id-1", timeout=10, check=False)
     assert nameless.status is ResultStatus.DEAD_LETTERED
     assert nameless.error is not None and "has no 'id'" in nameless.error.message
 

@@ -60,7 +60,9 @@ async def client(services: LocalCluster) -> AsyncIterator[SwarmClient]:
 
 
 async def test_echo_task_returns_its_payload(client: SwarmClient) -> None:
-    result = await client.run(Task(capability="echo", payload={"text": "hi"}), timeout=20)
+    result = await client.run(
+        Task(capability="echo", payload={"text": "hi"}), timeout=20, check=False
+    )
     assert result.status is ResultStatus.SUCCEEDED
     assert result.output == {"text": "hi"}
     assert result.attempts == 1
@@ -74,7 +76,7 @@ async def test_duplicate_submission_is_deduplicated(client: SwarmClient) -> None
     second = await client.bus.js_publish(subjects.task_submit("sleep"), task, msg_id=task.id)
     assert not first.duplicate
     assert second.duplicate
-    result = await client.wait(task.id, timeout=20)
+    result = await client.wait(task.id, timeout=20, check=False)
     assert result.status is ResultStatus.SUCCEEDED
 
 
@@ -100,7 +102,7 @@ async def test_malformed_task_is_dead_lettered_with_a_result(client: SwarmClient
     await client.bus.js.publish(
         subjects.task_submit("echo"), b"\xc1 definitely not msgpack", headers={HDR_MSG_ID: task_id}
     )
-    result = await client.wait(task_id, timeout=20)
+    result = await client.wait(task_id, timeout=20, check=False)
     assert result.status is ResultStatus.DEAD_LETTERED
     assert result.error is not None and result.error.code is ErrorCode.INVALID_TASK
     assert "not valid msgpack" in result.error.message
@@ -113,11 +115,13 @@ async def test_schema_invalid_task_names_the_field(client: SwarmClient) -> None:
     task_id = "invalid-field-1"
     body = msgpack.packb({"id": task_id, "capability": "echo", "max_attempts": 0})
     await client.bus.js.publish(subjects.task_submit("echo"), body, headers={HDR_MSG_ID: task_id})
-    result = await client.wait(task_id, timeout=20)
+    result = await client.wait(task_id, timeout=20, check=False)
     assert result.status is ResultStatus.DEAD_LETTERED
     assert result.error is not None and "field 'max_attempts'" in result.error.message
     # Bad input does not block good work.
-    ok = await client.run(Task(capability="echo", payload={"after": "bad"}), timeout=20)
+    ok = await client.run(
+        Task(capability="echo", payload={"after": "bad"}), timeout=20, check=False
+    )
     assert ok.status is ResultStatus.SUCCEEDED
 
 
@@ -134,7 +138,7 @@ async def test_oversize_task_is_refused_by_the_client_and_dead_lettered_by_the_r
         {"id": task_id, "capability": "echo", "payload": {"blob": "y" * (OVERSIZE_LIMIT + 10)}}
     )
     await client.bus.js.publish(subjects.task_submit("echo"), body, headers={HDR_MSG_ID: task_id})
-    result = await client.wait(task_id, timeout=20)
+    result = await client.wait(task_id, timeout=20, check=False)
     assert result.status is ResultStatus.DEAD_LETTERED
     assert result.error is not None and "above the limit" in result.error.message
     (letter,) = await _dead_letters(client, task_id)
@@ -142,24 +146,28 @@ async def test_oversize_task_is_refused_by_the_client_and_dead_lettered_by_the_r
 
 
 async def test_unknown_capability_ends_with_a_clear_error(client: SwarmClient) -> None:
-    result = await client.run(Task(capability="translate"), timeout=20)
+    result = await client.run(Task(capability="translate"), timeout=20, check=False)
     assert result.status is ResultStatus.DEAD_LETTERED
     assert result.error is not None and result.error.code is ErrorCode.NO_AGENT
     assert "translate" in result.error.message
 
 
 async def test_failures_retry_then_stop(client: SwarmClient) -> None:
-    retried = await client.run(Task(capability="fail", payload={"message": "nope"}), timeout=20)
+    retried = await client.run(
+        Task(capability="fail", payload={"message": "nope"}), timeout=20, check=False
+    )
     assert retried.status is ResultStatus.FAILED
     assert retried.attempts == 3
     assert retried.error is not None and "nope" in retried.error.message
-    final = await client.run(Task(capability="fail", payload={"retryable": False}), timeout=20)
+    final = await client.run(
+        Task(capability="fail", payload={"retryable": False}), timeout=20, check=False
+    )
     assert final.status is ResultStatus.FAILED
     assert final.attempts == 1
 
 
 async def test_status_endpoint_reports_done_and_unknown(client: SwarmClient) -> None:
-    result = await client.run(Task(capability="echo"), timeout=20)
+    result = await client.run(Task(capability="echo"), timeout=20, check=False)
     done = await client.bus.request(
         subjects.TASK_STATUS, StatusRequest(task_id=result.task_id), StatusReply
     )
@@ -247,7 +255,7 @@ async def test_dead_letters_can_be_listed_and_replayed(
 ) -> None:
     # Given a task dead-lettered because nobody offered its capability
     task = Task(capability="echo-later", payload={"v": 2})
-    dead = await client.run(task, timeout=20)
+    dead = await client.run(task, timeout=20, check=False)
     assert dead.status is ResultStatus.DEAD_LETTERED
     listed = _cli(services.url, "dead", "list", "--json")
     assert listed.returncode == 0, listed.stderr
@@ -260,7 +268,7 @@ async def test_dead_letters_can_be_listed_and_replayed(
     assert new_id == f"{task.id}-replay-{rows[0]['seq']}"
     # Then it runs again under the new id (and dead-letters again: still no agent), and the
     # replayed letter left the dead-letter stream while the original result stays as it was.
-    again = await client.wait(new_id, timeout=20)
+    again = await client.wait(new_id, timeout=20, check=False)
     assert again.status is ResultStatus.DEAD_LETTERED
     assert (await client.result(task.id)) == dead
     seqs = [seq for seq, letter in await client.dead_letters() if letter.task_id == task.id]
@@ -289,7 +297,7 @@ async def test_wait_returns_the_stored_result_not_a_forged_event(client: SwarmCl
     task = Task(capability="sleep", payload={"ms": 300})
     await client.submit(task)
     forged = TaskResult(task_id=task.id, status=ResultStatus.SUCCEEDED, output="forged")
-    waiting = asyncio.create_task(client.wait(task.id, timeout=20))
+    waiting = asyncio.create_task(client.wait(task.id, timeout=20, check=False))
     await asyncio.sleep(0)  # let wait() subscribe before the forgery is sent
     await client.bus.nc.publish(subjects.task_result(task.id), codec.encode(forged))
     # When the wait ends, Then it holds the hub's stored result, not the forgery
