@@ -53,7 +53,8 @@ WORKDIR /app
 RUN chmod 0755 /usr/local/bin/swarmhub-entrypoint && chown swarmhub:swarmhub /app
 USER 10001:10001
 
-# Metrics ports used by docker-compose.yml: router, coordinator, worker, cache.
+# Metrics ports used by docker-compose.yml: router, coordinator, worker, cache. Each also serves
+# /healthz (alive) and /readyz (connected to NATS, subscribed, not draining).
 EXPOSE 9101 9102 9103 9104
 
 HEALTHCHECK --interval=10s --timeout=5s --start-period=20s --retries=3 \

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from collections import deque
@@ -576,3 +577,11 @@ def telemetry_listener(name: str, old: CircuitState, new: CircuitState) -> None:
     trace.get_current_span().add_event(
         "circuit_state_changed", {"breaker": name, "from": old.name, "to": new.name}
     )
+
+
+def forget_breaker_metric(name: str) -> None:
+    """Drop the state series of a breaker that is gone (its agent left), so no alert outlives it."""
+    from swarmhub import metrics
+
+    with contextlib.suppress(KeyError):
+        metrics.BREAKER_STATE.remove(name)

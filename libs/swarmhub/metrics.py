@@ -1,48 +1,176 @@
-"""Every Prometheus metric SwarmHub exports, declared once."""
+"""Every Prometheus metric SwarmHub exports, declared once, exported by the processes using it.
+
+Metrics are declared unregistered: `export(service)` registers the shared ones plus the service's
+own, so a router never shows a worker's gauges at 0. Label values that come from callers are
+bounded: a capability is its name only once registered (`capabilities`), `other` beyond.
+"""
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram
+import platform
+from collections.abc import Iterable
+
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, Info
+from prometheus_client.metrics import MetricWrapperBase
+
+from swarmhub import __version__
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1, 2.5, 5, 10, 30, 60)
 
 ENDPOINT_REQUESTS = Counter(
-    "swarmhub_endpoint_requests", "Requests handled per endpoint.", ["service", "endpoint"]
+    "swarmhub_endpoint_requests",
+    "Requests handled per endpoint.",
+    ["service", "endpoint"],
+    registry=None,
 )
 ENDPOINT_ERRORS = Counter(
-    "swarmhub_endpoint_errors", "Errors answered per endpoint.", ["service", "endpoint", "code"]
+    "swarmhub_endpoint_errors",
+    "Errors answered per endpoint.",
+    ["service", "endpoint", "code"],
+    registry=None,
 )
 BREAKER_STATE = Gauge(
-    "swarmhub_breaker_state", "Circuit state: 0 closed, 1 open, 2 half-open.", ["breaker"]
+    "swarmhub_breaker_state",
+    "Circuit state: 0 closed, 1 open, 2 half-open.",
+    ["breaker"],
+    registry=None,
 )
 
 TASKS_COMPLETED = Counter(
-    "swarmhub_tasks_completed", "Final task results recorded.", ["capability", "status"]
+    "swarmhub_tasks_completed",
+    "Final task results recorded; fault: none, task (its input or its capability's code), hub.",
+    ["capability", "status", "fault"],
+    registry=None,
 )
 TASK_DURATION = Histogram(
     "swarmhub_task_duration_seconds",
     "Submit to final result.",
     ["capability"],
     buckets=LATENCY_BUCKETS,
+    registry=None,
 )
 DISPATCH_DURATION = Histogram(
     "swarmhub_dispatch_duration_seconds",
     "One dispatch round trip to an agent.",
     ["capability"],
     buckets=LATENCY_BUCKETS,
+    registry=None,
 )
-TASK_RETRIES = Counter("swarmhub_task_retries", "Attempts retried.", ["capability"])
-DEAD_LETTERS = Counter("swarmhub_dead_letters", "Tasks dead-lettered.", ["capability", "reason"])
-AGENTS_ALIVE = Gauge("swarmhub_agents_alive", "Live agents known to this process.")
-ROUTER_IN_FLIGHT = Gauge("swarmhub_router_in_flight", "Tasks a router holds right now.")
+TASK_RETRIES = Counter("swarmhub_task_retries", "Attempts retried.", ["capability"], registry=None)
+DEAD_LETTERS = Counter(
+    "swarmhub_dead_letters", "Tasks dead-lettered.", ["capability", "reason"], registry=None
+)
+AGENTS_ALIVE = Gauge(
+    "swarmhub_agents_alive",
+    "Agents taking work (up, not draining) known to this process.",
+    registry=None,
+)
+ROUTER_IN_FLIGHT = Gauge(
+    "swarmhub_router_in_flight", "Tasks a router holds right now.", registry=None
+)
 
 WORKER_TASKS = Counter(
-    "swarmhub_worker_tasks", "Attempts run by a worker.", ["capability", "status"]
+    "swarmhub_worker_tasks",
+    "Attempts run by a worker.",
+    ["capability", "status"],
+    registry=None,
 )
-WORKER_IN_FLIGHT = Gauge("swarmhub_worker_in_flight", "Attempts running in a worker.")
-WORKER_CAPACITY = Gauge("swarmhub_worker_capacity", "Concurrency limit of a worker.")
+WORKER_IN_FLIGHT = Gauge(
+    "swarmhub_worker_in_flight", "Attempts running in a worker.", registry=None
+)
+WORKER_CAPACITY = Gauge("swarmhub_worker_capacity", "Concurrency limit of a worker.", registry=None)
 
-CACHE_REQUESTS = Counter("swarmhub_cache_requests", "Cache operations.", ["op", "result"])
-CACHE_ENTRIES = Gauge("swarmhub_cache_entries", "Entries held by a cache.")
-CACHE_BYTES = Gauge("swarmhub_cache_bytes", "Bytes held by a cache.")
-CACHE_EVICTIONS = Counter("swarmhub_cache_evictions", "Entries evicted to respect bounds.")
+CACHE_REQUESTS = Counter(
+    "swarmhub_cache_requests", "Cache operations.", ["op", "result"], registry=None
+)
+CACHE_ENTRIES = Gauge("swarmhub_cache_entries", "Entries held by a cache.", registry=None)
+CACHE_BYTES = Gauge("swarmhub_cache_bytes", "Bytes held by a cache.", registry=None)
+CACHE_EVICTIONS = Counter(
+    "swarmhub_cache_evictions", "Entries evicted to respect bounds.", registry=None
+)
+
+BUILD_INFO = Info(
+    "swarmhub_build", "Version of SwarmHub, Python and the service of this process.", registry=None
+)
+NATS_CONNECTED = Gauge(
+    "swarmhub_nats_connected", "1 while this process is connected to NATS, else 0.", registry=None
+)
+TASKS_PENDING = Gauge(
+    "swarmhub_tasks_pending",
+    "Tasks of the task stream as a router sees them: waiting (never delivered), held (by routers).",
+    ["state"],
+    registry=None,
+)
+TASKS_OLDEST_AGE = Gauge(
+    "swarmhub_tasks_oldest_age_seconds",
+    "Age of the oldest task in the task stream (0 when empty), as a router sees it.",
+    registry=None,
+)
+
+SHARED: tuple[MetricWrapperBase, ...] = (
+    BUILD_INFO,
+    NATS_CONNECTED,
+    ENDPOINT_REQUESTS,
+    ENDPOINT_ERRORS,
+    BREAKER_STATE,
+)
+BY_SERVICE: dict[str, tuple[MetricWrapperBase, ...]] = {
+    "task-router": (
+        TASKS_COMPLETED,
+        TASK_DURATION,
+        DISPATCH_DURATION,
+        TASK_RETRIES,
+        DEAD_LETTERS,
+        AGENTS_ALIVE,
+        ROUTER_IN_FLIGHT,
+        TASKS_PENDING,
+        TASKS_OLDEST_AGE,
+    ),
+    "swarm-coordinator": (AGENTS_ALIVE,),
+    "agent-worker": (WORKER_TASKS, WORKER_IN_FLIGHT, WORKER_CAPACITY),
+    "cache": (CACHE_REQUESTS, CACHE_ENTRIES, CACHE_BYTES, CACHE_EVICTIONS),
+}
+"""Metrics each service sets, by service name; every service also exports SHARED."""
+
+_exported: set[tuple[int, int]] = set()
+
+
+def export(service: str, registry: CollectorRegistry = REGISTRY) -> None:
+    """Export the shared metrics and those of `service` (each once per registry)."""
+    for metric in (*SHARED, *BY_SERVICE.get(service, ())):
+        key = (id(registry), id(metric))
+        if key not in _exported:
+            registry.register(metric)
+            _exported.add(key)
+    BUILD_INFO.info(
+        {"version": __version__, "python": platform.python_version(), "service": service}
+    )
+
+
+OTHER = "other"
+"""The label value of every capability not (yet) registered."""
+
+
+class CapabilityLabels:
+    """Capability names fit for a label: registered ones, up to `limit`; `other` beyond."""
+
+    def __init__(self, limit: int = 500) -> None:
+        self.limit = limit
+        self.known: set[str] = set()
+
+    def register(self, names: Iterable[str]) -> list[str]:
+        """Admit `names` as label values (while room is left); returns the newly admitted."""
+        added = []
+        for name in names:
+            if name not in self.known and len(self.known) < self.limit:
+                self.known.add(name)
+                added.append(name)
+        return added
+
+    def __call__(self, name: str) -> str:
+        """`name` if registered, else `other`."""
+        return name if name in self.known else OTHER
+
+
+capabilities = CapabilityLabels()
+"""This process's capability label values (a router admits what agents register)."""

@@ -39,6 +39,7 @@ class EndpointStats:
     last_error: str = ""
     processing_time_ns: int = 0
     metadata: dict[str, str] = field(default_factory=dict)
+    data: dict[str, Any] | None = None
 
     def record(self, elapsed_ns: int, error: str | None) -> None:
         """Count one handled request."""
@@ -58,7 +59,7 @@ class EndpointStats:
         }
 
     def stats(self) -> dict[str, Any]:
-        """ADR-32 endpoint stats."""
+        """ADR-32 endpoint stats (`data`: endpoint-specific figures, null when none)."""
         avg = self.processing_time_ns // self.num_requests if self.num_requests else 0
         return {
             "name": self.name,
@@ -69,6 +70,7 @@ class EndpointStats:
             "last_error": self.last_error,
             "processing_time": self.processing_time_ns,
             "average_processing_time": avg,
+            "data": self.data,
         }
 
 
@@ -125,7 +127,7 @@ class MicroResponder:
         """ADR-32 stats response, plus a `data` map of service-specific figures."""
         body = self._base(STATS_TYPE)
         started = datetime.fromtimestamp(self.identity.started, tz=UTC)
-        body["started"] = started.isoformat().replace("+00:00", "Z")
+        body["started"] = started.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         body["endpoints"] = [e.stats() for e in self._endpoints()]
         if self._extra_stats:
             body["data"] = self._extra_stats()

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from nats.js.kv import KeyValue
 
 from swarmhub import codec
 from swarmhub.schemas import AgentRecord
+
+
+def count_alive(records: Iterable[AgentRecord]) -> int:
+    """How many of `records` take work: up, not draining."""
+    return sum(1 for record in records if record.state == "up")
 
 
 async def read_agents(kv: KeyValue) -> list[AgentRecord]:

@@ -77,6 +77,7 @@ class Service:
         self._in_flight: set[asyncio.Task[None]] = set()
         self._loops: list[asyncio.Task[None]] = []
         self._draining_loops: list[asyncio.Task[None]] = []
+        self.serving = False  # set once start() completed; readiness needs it
 
     # -- declaration -------------------------------------------------------------------------
 
@@ -158,6 +159,32 @@ class Service:
         """Service-specific figures added to $SRV.STATS under `data`."""
         return {}
 
+    # -- health -----------------------------------------------------------------------------
+
+    def readiness(self) -> str | None:
+        """Why this service cannot take work right now, or None when it can (/readyz).
+
+        Read from another thread (the HTTP server's), so it only looks at plain attributes.
+        Subscriptions and consumers are in place once start() is done (`serving`); a loop that
+        crashes stops the service, and nats-py restores subscriptions before it reconnects.
+        """
+        if not self.serving or self._bus is None:
+            if self.stopping.is_set():
+                return "draining: the service is shutting down"
+            return "starting: not yet connected and subscribed"
+        nc = self._bus.nc
+        if nc.is_closed:
+            return "NATS connection closed"
+        if self.stopping.is_set():
+            return "draining: the service is shutting down"
+        if not nc.is_connected:
+            return "disconnected from NATS; reconnecting"
+        return None
+
+    def connected(self) -> bool:
+        """Whether this process holds a live connection to NATS."""
+        return self._bus is not None and self._bus.nc.is_connected
+
     # -- lifecycle --------------------------------------------------------------------------
 
     @property
@@ -187,6 +214,8 @@ class Service:
     async def start(self) -> None:
         """Connect, run setup, subscribe endpoints and answer discovery."""
         telemetry.configure_tracing(self.name, self.identity.instance_id, self.telemetry_settings)
+        metrics.export(self.name)
+        metrics.NATS_CONNECTED.set_function(lambda: float(self.connected()))
         nc = await self._connect_with_retry()
         self._bus = Bus(nc, self.bus_settings)
         self._replier = BatchReplier(self._bus)
@@ -205,6 +234,7 @@ class Service:
         self._micro = MicroResponder(nc, self.identity, self._endpoint_stats, self.stats_data)
         await self._micro.start()
         await nc.flush()
+        self.serving = True
         self.log.info(
             "service_started",
             instance=self.identity.instance_id,
@@ -420,7 +450,7 @@ def run_service(factory: Callable[[], Service]) -> None:
     service = factory()
     telemetry.configure_logging(service.name, settings)
     service.log = telemetry.get_logger()
-    telemetry.start_metrics_server(settings)
+    telemetry.start_metrics_server(settings, service.readiness)
     run_loop(service.run(), service.runtime_settings.event_loop)
     sys.exit(service.exit_code)
 

@@ -122,6 +122,11 @@ def consumer_next(stream: str, consumer: str, api_prefix: str = JS_API_PREFIX) -
     return f"{api_prefix}.CONSUMER.MSG.NEXT.{stream}.{consumer}"
 
 
+def stream_info(stream: str, api_prefix: str = JS_API_PREFIX) -> str:
+    """Subject a stream's info (config and state, with its oldest message's time) is asked on."""
+    return f"{api_prefix}.STREAM.INFO.{stream}"
+
+
 def kv_stream(bucket: str) -> str:
     """Name of the stream behind a KV bucket."""
     return f"KV_{bucket}"

@@ -1,4 +1,4 @@
-"""Logging (structlog, one event per line), tracing (OpenTelemetry) and the /metrics endpoint."""
+"""Logging (structlog, one event per line), tracing (OpenTelemetry) and the HTTP endpoint."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 import structlog
 from opentelemetry import trace
 
-from swarmhub import tracing
+from swarmhub import health, tracing
 from swarmhub.config import TelemetrySettings
 
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING}
@@ -82,13 +82,13 @@ def shutdown_tracing() -> None:
         provider.shutdown()
 
 
-def start_metrics_server(settings: TelemetrySettings) -> int | None:
-    """Serve /metrics when a port is configured; returns the port or None."""
+def start_metrics_server(
+    settings: TelemetrySettings, readiness: health.Readiness = health.not_started
+) -> int | None:
+    """Serve /metrics, /healthz and /readyz when a port is configured; the port or None."""
     if settings.metrics_port == 0:
         return None
-    from prometheus_client import start_http_server
-
-    start_http_server(settings.metrics_port, addr=settings.metrics_host)
+    health.serve(settings.metrics_host, settings.metrics_port, readiness)
     return settings.metrics_port
 
 

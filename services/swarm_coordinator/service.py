@@ -15,7 +15,7 @@ from nats.js.kv import KeyValue
 from swarmhub import codec, metrics, provision, subjects
 from swarmhub.config import CoordinatorSettings, RouterSettings
 from swarmhub.errors import ErrorCode, ServiceError
-from swarmhub.registry import read_agents
+from swarmhub.registry import count_alive, read_agents
 from swarmhub.runtime import Service
 from swarmhub.schemas import (
     Ack,
@@ -158,7 +158,7 @@ class SwarmCoordinator(Service):
         now = time.time()
         for record in await read_agents(self.kv):
             self.agents[record.agent_id] = record.model_copy(update={"last_seen": now})
-        metrics.AGENTS_ALIVE.set(len(self.agents))
+        metrics.AGENTS_ALIVE.set(count_alive(self.agents.values()))
         if self.agents:
             self.log.info("registry_reloaded", agents=len(self.agents))
 
@@ -175,7 +175,7 @@ class SwarmCoordinator(Service):
         # Registry first: if the write fails, memory still differs and the next beat retries it.
         await self.kv.put(record.agent_id, codec.encode(record))
         self.agents[record.agent_id] = record
-        metrics.AGENTS_ALIVE.set(len(self.agents))
+        metrics.AGENTS_ALIVE.set(count_alive(self.agents.values()))
         if new:
             self.log.info("agent_up", agent_id=record.agent_id, capabilities=record.capabilities)
             await self._event("agent_up", record.agent_id)
@@ -255,7 +255,7 @@ class SwarmCoordinator(Service):
         # Registry first: if the delete fails the agent stays known and the sweeper tries again.
         await self.kv.delete(agent_id)
         self.agents.pop(agent_id, None)
-        metrics.AGENTS_ALIVE.set(len(self.agents))
+        metrics.AGENTS_ALIVE.set(count_alive(self.agents.values()))
         self.log.info("agent_down", agent_id=agent_id, reason=reason)
         await self._event("agent_down", agent_id, reason)
 

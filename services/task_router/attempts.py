@@ -13,6 +13,7 @@ from swarmhub.breaker import (
     BreakerRegistry,
     CircuitOpenError,
     CircuitState,
+    forget_breaker_metric,
     telemetry_listener,
 )
 from swarmhub.bus import Bus
@@ -66,9 +67,10 @@ class Attempts:
         self._gone: set[asyncio.Task[Any]] = set()
 
     def agent_gone(self, agent_id: str) -> None:
-        """Forget an agent: drop its breaker and end the attempts waiting on it."""
+        """Forget an agent: drop its breaker (and its metric) and end the attempts waiting on it."""
         self.view.remove(agent_id)
         self.breakers.remove(agent_id)
+        forget_breaker_metric(agent_id)
         for task in self.dispatches.pop(agent_id, ()):
             self._gone.add(task)
             task.cancel()
@@ -218,7 +220,8 @@ class Attempts:
             if not pending and self.dispatches.get(agent_id) is pending:
                 del self.dispatches[agent_id]
             self.view.release(agent_id)
-            metrics.DISPATCH_DURATION.labels(task.capability).observe(time.perf_counter() - started)
+            elapsed = time.perf_counter() - started
+            metrics.DISPATCH_DURATION.labels(metrics.capabilities(task.capability)).observe(elapsed)
 
 
 async def _sleep_until(when: float, deadline: float | None) -> None:

@@ -15,6 +15,27 @@ AGENT_FAULTS = frozenset(
     {ErrorCode.TIMEOUT, ErrorCode.UNAVAILABLE, ErrorCode.INTERNAL, ErrorCode.BUSY}
 )
 """Errors that say the agent, not the task, is unwell: these count against its breaker."""
+TASK_FAULTS = frozenset(
+    {
+        ErrorCode.HANDLER_ERROR,
+        ErrorCode.INVALID_TASK,
+        ErrorCode.BAD_REQUEST,
+        ErrorCode.MALFORMED,
+        ErrorCode.TOO_LARGE,
+        ErrorCode.UNKNOWN_CAPABILITY,
+    }
+)
+"""Errors of the task itself (its input, its capability's own code), not of the hub."""
+DEAD_LETTER_REASONS = (
+    ErrorCode.INVALID_TASK,
+    ErrorCode.NO_AGENT,
+    ErrorCode.DEADLINE_EXCEEDED,
+    ErrorCode.ATTEMPTS_EXHAUSTED,
+    ErrorCode.TIMEOUT,
+    ErrorCode.UNAVAILABLE,
+    ErrorCode.INTERNAL,
+)
+"""The reasons the router dead-letters a task for (a retryable error whose attempts ran out)."""
 MAX_TRIED_AGENTS = 16
 """How many agents a retried task remembers having tried."""
 
@@ -70,6 +91,15 @@ def no_agent_result(task: Task, waited: float, now: float) -> Final:
 def is_agent_fault(code: ErrorCode) -> bool:
     """Whether an error counts against the agent's circuit breaker."""
     return code in AGENT_FAULTS
+
+
+def fault_of(result: TaskResult) -> str:
+    """Whose fault a final result is: `none` (succeeded), `task` or `hub`."""
+    if result.status is ResultStatus.SUCCEEDED:
+        return "none"
+    if result.error is not None and result.error.code in TASK_FAULTS:
+        return "task"
+    return "hub"
 
 
 def backoff(attempt: int, base: float, cap: float, rng: random.Random | None = None) -> float:

@@ -14,6 +14,7 @@ from swarmhub import metrics, subjects
 from swarmhub.bus import Bus
 from swarmhub.errors import ServiceError
 from swarmhub.schemas import DeadLetter, ErrorInfo, ResultStatus, TaskResult
+from task_router.decisions import DEAD_LETTER_REASONS, fault_of
 
 
 class ResultStore:
@@ -67,8 +68,9 @@ class ResultStore:
         )
         status = result.status.value
         self.by_status[status] = self.by_status.get(status, 0) + 1
-        metrics.TASKS_COMPLETED.labels(result.capability, status).inc()
-        metrics.TASK_DURATION.labels(result.capability).observe(result.timings.total_ms / 1000)
+        capability = metrics.capabilities(result.capability)
+        metrics.TASKS_COMPLETED.labels(capability, status, fault_of(result)).inc()
+        metrics.TASK_DURATION.labels(capability).observe(result.timings.total_ms / 1000)
         return True
 
     async def _create(self, task_id: str, data: bytes) -> bool:
@@ -86,6 +88,17 @@ class ResultStore:
                     raise
                 await asyncio.sleep(delay)
                 delay = min(2.0, delay * 2)
+
+
+def count_capabilities(names: list[str]) -> None:
+    """Admit capabilities as label values; start their dead-letter counts at 0.
+
+    A counter series that first appears at 1 shows no increase, so an alert on the first dead
+    letter of a capability needs the 0 scraped before it.
+    """
+    for capability in metrics.capabilities.register(names):
+        for reason in DEAD_LETTER_REASONS:
+            metrics.DEAD_LETTERS.labels(capability, reason.value)
 
 
 class DeadLetters:
@@ -118,7 +131,7 @@ class DeadLetters:
             msg_id=f"dead-{task_id or 'seq'}-{seq}",
             template=subjects.TEMPLATES["dead"],
         )
-        metrics.DEAD_LETTERS.labels(capability, error.code.value).inc()
+        metrics.DEAD_LETTERS.labels(metrics.capabilities(capability), error.code.value).inc()
         self.log.info(
             "dead_lettered", task_id=task_id, capability=capability[:128], code=error.code.value
         )

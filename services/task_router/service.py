@@ -20,6 +20,7 @@ from swarmhub.bus import HDR_MSG_ID
 from swarmhub.config import RouterSettings
 from swarmhub.errors import ErrorCode, ServiceError
 from swarmhub.limits import check_schedule
+from swarmhub.registry import count_alive
 from swarmhub.runtime import Service
 from swarmhub.schemas import (
     TOKEN_PATTERN,
@@ -32,10 +33,11 @@ from swarmhub.schemas import (
     TaskResult,
 )
 from task_router.attempts import Attempts
+from task_router.backlog import backlog_loop
 from task_router.decisions import Defer, Final, Retry, make_result
 from task_router.intake import Intake
 from task_router.registry import AgentView
-from task_router.results import DeadLetters, ResultStore
+from task_router.results import DeadLetters, ResultStore, count_capabilities
 
 _TOKEN = re.compile(TOKEN_PATTERN)
 
@@ -65,6 +67,7 @@ class TaskRouter(Service):
         await self.attempts.batches.start()
         self.results = ResultStore(self.bus, await js.key_value(subjects.RESULTS_BUCKET))
         self.dead = DeadLetters(self.bus, self.log)
+        count_capabilities([metrics.OTHER])
         agents = await js.key_value(subjects.AGENTS_BUCKET)
         self.spawn_loop(self._watch_registry(agents), "registry-watch")
         info = await self._bind_consumer()
@@ -85,6 +88,7 @@ class TaskRouter(Service):
         self.spawn_loop(self.intake.pull_loop(), "pull", drain=True)
         self.spawn_loop(self.intake.keepalive_loop(), "keepalive")
         self.spawn_loop(self._sweep_loop(), "sweep")
+        self.spawn_loop(backlog_loop(self.bus, self.log), "backlog")
 
     async def _bind_consumer(self) -> ConsumerInfo:
         """The shared durable consumer, created on first use with the same config by any router."""
@@ -170,7 +174,8 @@ class TaskRouter(Service):
                             )
                             continue
                         self.view.upsert(record)
-                    metrics.AGENTS_ALIVE.set(len(self.view.agents))
+                        count_capabilities(record.capabilities)
+                    metrics.AGENTS_ALIVE.set(count_alive(self.view.agents.values()))
             except Exception as exc:
                 self.log.warning("registry_watch_restart", reason=f"{type(exc).__name__}: {exc}")
                 await asyncio.sleep(0.5)
@@ -239,7 +244,7 @@ class TaskRouter(Service):
                     )
                 )
             else:
-                metrics.TASK_RETRIES.labels(task.capability).inc()
+                metrics.TASK_RETRIES.labels(metrics.capabilities(task.capability)).inc()
                 await msg.ack()
                 return
         if outcome.dead_letter and outcome.result.error is not None:

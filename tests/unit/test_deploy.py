@@ -45,6 +45,8 @@ COUNTERS_AND_GAUGES = {
     "swarmhub_dead_letters_total",
     "swarmhub_agents_alive",
     "swarmhub_router_in_flight",
+    "swarmhub_tasks_pending",
+    "swarmhub_tasks_oldest_age_seconds",
     # agent-worker
     "swarmhub_worker_tasks_total",
     "swarmhub_worker_in_flight",
@@ -58,7 +60,10 @@ COUNTERS_AND_GAUGES = {
     "swarmhub_endpoint_requests_total",
     "swarmhub_endpoint_errors_total",
     "swarmhub_breaker_state",
+    "swarmhub_nats_connected",
+    "swarmhub_build_info",
     "process_resident_memory_bytes",
+    "process_start_time_seconds",
 }
 HISTOGRAMS = {"swarmhub_task_duration_seconds", "swarmhub_dispatch_duration_seconds"}
 # Series Prometheus itself produces.
@@ -70,7 +75,10 @@ KNOWN_METRICS = (
 )
 
 REQUIRED_ALERTS = {
-    "SwarmHubLowThroughput",
+    "SwarmHubTasksStalled",
+    "SwarmHubBacklog",
+    "SwarmHubNatsDown",
+    "SwarmHubDisconnected",
     "SwarmHubHighP95",
     "SwarmHubHighErrorRate",
     "SwarmHubMemoryGrowth",
@@ -375,6 +383,23 @@ def test_entrypoint_script() -> None:
 def test_container_healthcheck_compiles() -> None:
     source = (DEPLOY / "docker" / "healthcheck.py").read_text()
     compile(source, "healthcheck.py", "exec")
+    assert "/readyz" in source and "/metrics" not in source
+
+
+def test_compose_healthcheck_is_readiness(compose_config: dict[str, Any]) -> None:
+    for name in SERVICES:
+        test = compose_config["services"][name]["healthcheck"]["test"]
+        assert test[-1] == "/usr/local/lib/swarmhub/healthcheck.py", name
+
+
+def test_prometheus_targets_do_not_clash_with_metric_labels() -> None:
+    """A target label `service` would rename the metrics' own to `exported_service`."""
+    config = load_yaml(PROM_CONFIG)
+    for job in config["scrape_configs"]:
+        for static in job.get("static_configs", []):
+            assert "service" not in static.get("labels", {}), job["job_name"]
+        for relabel in job.get("relabel_configs", []):
+            assert relabel.get("target_label") != "service", job["job_name"]
 
 
 # ---------------------------------------------------------------- NATS
@@ -524,11 +549,12 @@ def test_prometheus_rules_use_known_metrics() -> None:
 
 def test_prometheus_thresholds() -> None:
     alerts = {r["alert"]: r for g in rules_groups() for r in g["rules"] if "alert" in r}
-    assert "< 400" in alerts["SwarmHubLowThroughput"]["expr"]
-    assert alerts["SwarmHubLowThroughput"]["for"] == "5m"
+    assert "SwarmHubLowThroughput" not in alerts, "a throughput target is the load generator's"
     assert "> 0.2" in alerts["SwarmHubHighP95"]["expr"]
     assert alerts["SwarmHubHighP95"]["for"] == "5m"
-    assert "> 0.01" in alerts["SwarmHubHighErrorRate"]["expr"]
+    errors = alerts["SwarmHubHighErrorRate"]["expr"]
+    assert "> 0.01" in errors and "task_hub_error_ratio" in errors and ">= 100" in errors
+    assert "process_start_time_seconds" in alerts["SwarmHubMemoryGrowth"]["expr"]
     p95 = next(
         r["expr"]
         for g in rules_groups()
@@ -661,6 +687,12 @@ def test_k8s_manifests_parse_and_are_complete() -> None:
         sources = {s["configMapRef"]["name"] for s in container.get("envFrom", [])}
         assert "swarmhub-env" in sources, f"{service} must get SWARMHUB_NATS_URL from the ConfigMap"
         assert container["ports"][0]["containerPort"] == port
-        for probe in ("readinessProbe", "livenessProbe"):
+        probes = {
+            "startupProbe": "/healthz",
+            "readinessProbe": "/readyz",
+            "livenessProbe": "/healthz",
+        }
+        for probe, path in probes.items():
             assert container[probe]["httpGet"]["port"] == "metrics", f"{service} {probe}"
+            assert container[probe]["httpGet"]["path"] == path, f"{service} {probe}"
         assert pod["terminationGracePeriodSeconds"] > 15, "must exceed the drain timeout"

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
+from datetime import datetime
 from typing import Any
+
+from nats.micro.service import ServiceInfo, ServiceStats
 
 from swarmhub.micro import EndpointStats, MicroResponder, ServiceIdentity
 
@@ -39,3 +43,18 @@ def test_endpoint_stats_average_in_nanoseconds() -> None:
     assert row["last_error"] == "500:boom"
     assert row["processing_time"] == 4000
     assert row["average_processing_time"] == 2000
+
+
+def test_stats_parse_with_nats_py_own_parser() -> None:
+    """nats-py's `nats.micro` reads our $SRV.STATS and $SRV.INFO replies (ADR-32 fields)."""
+    micro, ep = responder()
+    ep.record(1500, "503:busy")
+    # A start time on a whole second must still carry the fraction the parser expects.
+    micro.identity.started = 1_700_000_000.0
+    stats = ServiceStats.from_dict(json.loads(json.dumps(micro.stats())))
+    (endpoint,) = stats.endpoints
+    assert (endpoint.name, endpoint.num_requests, endpoint.num_errors) == ("get", 1, 1)
+    assert endpoint.last_error == "503:busy" and endpoint.data is None
+    assert stats.started == datetime(2023, 11, 14, 22, 13, 20)  # naive UTC, as nats-py reads it
+    info = ServiceInfo.from_dict(json.loads(json.dumps(micro.info())))
+    assert [e.subject for e in info.endpoints] == ["hub.cache.get"]
