@@ -19,7 +19,7 @@ from swarmhub import codec, metrics, provision, subjects, tracing
 from swarmhub.bus import HDR_MSG_ID
 from swarmhub.config import RouterSettings
 from swarmhub.errors import ErrorCode, ServiceError
-from swarmhub.limits import check_schedule
+from swarmhub.limits import check_schedule, cut
 from swarmhub.registry import count_alive
 from swarmhub.runtime import Service
 from swarmhub.schemas import (
@@ -276,7 +276,8 @@ class TaskRouter(Service):
         self, msg: Msg, task_id: str | None, capability: str, exc: ServiceError
     ) -> None:
         """A task that cannot run as sent: dead-letter it on its first delivery, with the reason."""
-        error = ErrorInfo(code=ErrorCode.INVALID_TASK, message=f"Rejected task: {exc.message}")
+        # Cut: a message naming hundreds of bad fields must not fail the rejection itself.
+        error = ErrorInfo(code=ErrorCode.INVALID_TASK, message=cut(f"Rejected task: {exc.message}"))
         await self.dead.send(msg, task_id, capability, error, attempts=0)
         if task_id:
             result = TaskResult(

@@ -144,6 +144,22 @@ async def test_schedules_beyond_the_horizon_and_tasks_without_ids_are_refused(
     assert nameless.error is not None and "has no 'id'" in nameless.error.message
 
 
+async def test_a_task_naming_hundreds_of_unknown_fields_is_rejected_once(
+    client: SwarmClient,
+) -> None:
+    # Given a task whose validation error alone is longer than an error may be on the wire
+    fields = {f"unknown_field_number_{i}": i for i in range(150)}
+    body = codec.pack({"id": "many-fields-1", "capability": "echo", **fields})
+    await client.bus.js.publish(
+        subjects.task_submit("echo"), body, headers={HDR_MSG_ID: "many-fields-1"}
+    )
+    # Then it still ends, dead-lettered with a cut reason, instead of being redelivered forever
+    result = await client.wait("many-fields-1", timeout=20, check=False)
+    assert result.status is ResultStatus.DEAD_LETTERED and result.error is not None
+    assert "unknown_field_number_0" in result.error.message
+    assert len(result.error.message) <= 1100
+
+
 async def test_streams_and_buckets_have_size_limits(client: SwarmClient) -> None:
     storage = StorageSettings()
     tasks = await client.bus.js.stream_info(subjects.TASK_STREAM)
