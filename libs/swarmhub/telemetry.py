@@ -61,10 +61,16 @@ def configure_tracing(service: str, instance_id: str, settings: TelemetrySetting
     if not settings.otlp_endpoint:
         tracing.enable(False)
         return
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-    from opentelemetry.sdk.resources import Resource
-    from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+    try:
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+        from opentelemetry.sdk.resources import Resource
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import BatchSpanProcessor
+    except ImportError as exc:
+        raise RuntimeError(
+            "SWARMHUB_OTLP_ENDPOINT is set but the OTLP exporter is not installed: "
+            f"pip install 'swarmhub[otlp]' ({exc})"
+        ) from None
 
     provider = TracerProvider(
         resource=Resource.create({"service.name": service, "service.instance.id": instance_id})

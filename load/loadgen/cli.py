@@ -121,7 +121,7 @@ def add_load_parser(subparsers: SubParsers) -> None:
     search.add_argument("--step-factor", type=float, default=1.5, help="ramp factor (1.5)")
     search.add_argument("--max-steps", type=int, default=8, help="steps at most (8)")
     search.add_argument("--step-duration", type=float, default=5.0, help="s per step (5)")
-    p.set_defaults(loadgen_handler=run_load)
+    p.set_defaults(plugin_handler=run_load)
 
 
 def add_bench_parser(subparsers: SubParsers) -> None:
@@ -159,7 +159,7 @@ def add_bench_parser(subparsers: SubParsers) -> None:
     raw.add_argument(
         "--baseline-concurrency", default="1,64,512", help="closed loops in flight (1,64,512)"
     )
-    p.set_defaults(loadgen_handler=run_bench)
+    p.set_defaults(plugin_handler=run_bench)
 
 
 def load_config(args: argparse.Namespace, url: str | None = None) -> LoadConfig:

@@ -1,0 +1,59 @@
+"""The wheel installs into a fresh virtual environment without extras and the client works."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+from tests.conftest import REPO
+
+CHECK = textwrap.dedent(
+    """
+    import pathlib, sys
+    import swarmhub
+    from swarmhub import App, SwarmClient, TaskFailed
+    from swarmhub.sync import connect
+
+    heavy = [m for m in ("psutil", "matplotlib", "hdrh", "opentelemetry.sdk") if m in sys.modules]
+    assert not heavy, f"the client imported optional modules: {heavy}"
+    typed = pathlib.Path(swarmhub.__file__).with_name("py.typed")
+    assert typed.exists(), "py.typed is missing from the wheel"
+    print("ok", swarmhub.__version__)
+    """
+)
+
+
+def run(*args: str | Path, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
+    """Run a command; fail the test with its output if it fails."""
+    done = subprocess.run(
+        [str(a) for a in args], cwd=cwd, capture_output=True, text=True, timeout=600, check=False
+    )
+    assert done.returncode == 0, f"{args} failed:\n{done.stdout}\n{done.stderr}"
+    return done
+
+
+def test_the_wheel_installs_without_extras_and_imports_the_client(tmp_path: Path) -> None:
+    wheels = tmp_path / "wheels"
+    run(sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", wheels, REPO)
+    (wheel,) = wheels.glob("swarmhub-*.whl")
+    venv = tmp_path / "venv"
+    run(sys.executable, "-m", "venv", venv)
+    python = venv / "bin" / "python"
+    run(python, "-m", "pip", "install", "-q", "-c", REPO / "constraints.txt", wheel)
+    # Run from elsewhere, so the repository's folders cannot stand in for the installed package.
+    assert run(python, "-c", CHECK, cwd=tmp_path).stdout.startswith("ok ")
+    version = run(venv / "bin" / "swarmhub", "--version", cwd=tmp_path)
+    assert version.stdout.strip().startswith("swarmhub ")
+    # A command that needs an extra says which one instead of a traceback.
+    load = subprocess.run(
+        [venv / "bin" / "swarmhub", "load", "--duration", "1"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert load.returncode == 2, load.stderr
+    assert "pip install 'swarmhub[load]'" in load.stderr
