@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import nats
 from nats.aio.client import Client as NATS
@@ -140,11 +140,14 @@ class Bus:
         template: str | None = None,
         timeout: float | None = None,
         headers: dict[str, str] | None = None,
+        span_attributes: dict[str, Any] | None = None,
     ) -> M:
         """Send a request and decode the reply; errors come back as ServiceError."""
         data = body if isinstance(body, bytes) else self.encode(body)
         timeout = timeout or self.settings.request_timeout
-        with tracing.send_span(template or subject, SpanKind.CLIENT, None, len(data)) as span:
+        with tracing.send_span(
+            template or subject, SpanKind.CLIENT, None, len(data), subject, span_attributes
+        ) as span:
             sent = make_headers(extra=headers)
             self.limits.check_fits(f"Request on {template or subject}", data, sent)
             try:
@@ -173,7 +176,7 @@ class Bus:
     ) -> None:
         """Publish a core NATS message (fire and forget)."""
         data = body if isinstance(body, bytes) else self.encode(body)
-        with tracing.send_span(template or subject, SpanKind.PRODUCER, None, len(data)):
+        with tracing.send_span(template or subject, SpanKind.PRODUCER, None, len(data), subject):
             headers = make_headers()
             self.limits.check_fits(f"Message on {template or subject}", data, headers)
             await self.nc.publish(subject, data, headers=headers)
@@ -191,10 +194,13 @@ class Bus:
         msg_id: str | None,
         template: str | None = None,
         timeout: float | None = None,
+        span_attributes: dict[str, Any] | None = None,
     ) -> PubAck:
         """Publish to a stream and wait for JetStream's acknowledgement."""
         data = body if isinstance(body, bytes) else self.encode(body)
-        with tracing.send_span(template or subject, SpanKind.PRODUCER, msg_id, len(data)):
+        with tracing.send_span(
+            template or subject, SpanKind.PRODUCER, msg_id, len(data), subject, span_attributes
+        ):
             headers = make_headers(msg_id)
             self.limits.check_fits(f"Message on {template or subject}", data, headers)
             try:

@@ -66,6 +66,9 @@ class TelemetrySettings(_Env):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["console", "json"] = "console"
     otlp_endpoint: str | None = Field(default=None, description="e.g. http://127.0.0.1:4318")
+    trace_heartbeats: bool = Field(
+        default=False, description="Trace agent heartbeats too (one trace per beat: noisy)."
+    )
     metrics_port: int = Field(default=0, ge=0, le=65535, description="0 turns /metrics off.")
     metrics_host: str = "127.0.0.1"
 

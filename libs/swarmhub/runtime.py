@@ -300,7 +300,8 @@ class Service:
         started = time.perf_counter_ns()
         error: str | None = None
         try:
-            reply = await endpoint.handler(item)
+            with tracing.unsampled():
+                reply = await endpoint.handler(item)
             if reply_to and reply is not None:
                 self._replier.ok(reply_to, index, reply)
         except ServiceError as exc:
@@ -326,9 +327,10 @@ class Service:
             with tracing.process_span(
                 endpoint.template or endpoint.subject,
                 msg.headers,
-                SpanKind.SERVER,
+                SpanKind.SERVER if msg.reply else SpanKind.CONSUMER,
                 None,
                 len(msg.data),
+                msg.subject,
             ) as span:
                 try:
                     request = self.bus.decode(msg.data, endpoint.model)
@@ -345,7 +347,7 @@ class Service:
                 except Exception as exc:
                     error = f"500:{type(exc).__name__}"
                     self.log.exception("handler_failed", endpoint=endpoint.name)
-                    span.record_exception(exc)
+                    tracing.record_exception(span, exc)
                     internal = _internal(endpoint)
                     self._refused(endpoint, internal, log=False)
                     await self._respond_error(msg, internal)
@@ -449,7 +451,8 @@ def run_service(factory: Callable[[], Service]) -> None:
     settings = TelemetrySettings()
     service = factory()
     telemetry.configure_logging(service.name, settings)
-    service.log = telemetry.get_logger()
+    # The service was built before logging was configured: keep what it bound (an agent id).
+    service.log = telemetry.rebind(service.log)
     telemetry.start_metrics_server(settings, service.readiness)
     run_loop(service.run(), service.runtime_settings.event_loop)
     sys.exit(service.exit_code)

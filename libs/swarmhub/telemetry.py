@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
-from collections.abc import MutableMapping
+import threading
+import time
+from collections.abc import Callable, MutableMapping
 from typing import Any
 
 import structlog
@@ -12,14 +15,15 @@ from opentelemetry import trace
 
 from swarmhub import health, tracing
 from swarmhub.config import TelemetrySettings
+from swarmhub.schemas import new_id
 
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING}
 
 
 def _add_trace_ids(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
-    """Bind the current trace and span ids to every log line."""
+    """Bind the current trace and span ids to every log line (of traces that are kept)."""
     ctx = trace.get_current_span().get_span_context()
-    if ctx.is_valid:
+    if ctx.is_valid and ctx.trace_flags.sampled:
         event["trace_id"] = format(ctx.trace_id, "032x")
         event["span_id"] = format(ctx.span_id, "016x")
     return event
@@ -50,6 +54,76 @@ def configure_logging(service: str, settings: TelemetrySettings) -> None:
         cache_logger_on_first_use=True,
     )
     structlog.contextvars.bind_contextvars(service=service)
+    route_library_logs(service)
+
+
+LIBRARY_LOGGERS = ("opentelemetry", "urllib3")
+"""Standard-library loggers of the span exporter; left alone they print plain text to stderr."""
+
+
+class RateLimited:
+    """Counts an event and lets it be reported at most once per `interval` seconds."""
+
+    def __init__(self, interval: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.interval = interval
+        self.clock = clock
+        self.count = 0
+        self._last: float | None = None
+        self._lock = threading.Lock()
+
+    def hit(self) -> int | None:
+        """Count one event; the number to report now (the count is then reset), or None."""
+        with self._lock:
+            self.count += 1
+            now = self.clock()
+            if self._last is not None and now - self._last < self.interval:
+                return None
+            self._last = now
+            count, self.count = self.count, 0
+            return count
+
+
+class _LibraryLogs(logging.Handler):
+    """Turns library log records into one structlog warning per `interval`, with a count."""
+
+    def __init__(self, service: str, interval: float = 60.0) -> None:
+        super().__init__(logging.WARNING)
+        self.service = service
+        self.limit = RateLimited(interval)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        count = self.limit.hit()
+        if count is None:
+            return
+        reason = record.getMessage()
+        if record.exc_info and record.exc_info[1] is not None:
+            exc = record.exc_info[1]
+            reason = f"{reason} {type(exc).__name__}: {exc}"
+        structlog.get_logger().warning(
+            "telemetry_library_warning",
+            service=self.service,  # emitted from the exporter's thread: no context vars there
+            logger=record.name,
+            reason=" ".join(reason.split())[:300],
+            count=count,
+            note="repeats are counted, one line per minute at most",
+        )
+
+
+def route_library_logs(service: str, interval: float = 60.0) -> None:
+    """Send the exporter's standard-library logs through structlog, rate-limited, so a collector
+    that is down cannot break one-event-per-line (JSON) logs with plain text or tracebacks."""
+    handler = _LibraryLogs(service, interval)
+    for name in LIBRARY_LOGGERS:
+        logger = logging.getLogger(name)
+        for old in [h for h in logger.handlers if isinstance(h, _LibraryLogs)]:
+            logger.removeHandler(old)
+        logger.addHandler(handler)
+        logger.propagate = False
+
+
+def rebind(log: Any) -> Any:
+    """A logger made under the current configuration that keeps the keys `log` had bound."""
+    return get_logger(**structlog.get_context(log))
 
 
 def configure_tracing(service: str, instance_id: str, settings: TelemetrySettings) -> None:
@@ -61,6 +135,8 @@ def configure_tracing(service: str, instance_id: str, settings: TelemetrySetting
     if not settings.otlp_endpoint:
         tracing.enable(False)
         return
+    # The sampler is the SDK's choice from OTEL_TRACES_SAMPLER / OTEL_TRACES_SAMPLER_ARG
+    # (default parentbased_always_on): the root decides, every hop after it follows.
     try:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
         from opentelemetry.sdk.resources import Resource
@@ -78,7 +154,30 @@ def configure_tracing(service: str, instance_id: str, settings: TelemetrySetting
     endpoint = settings.otlp_endpoint.rstrip("/") + "/v1/traces"
     provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=endpoint)))
     trace.set_tracer_provider(provider)
-    tracing.enable(True)
+    tracing.enable(True, heartbeats=settings.trace_heartbeats)
+
+
+class _ClientTracing:
+    checked = False
+
+
+def trace_client(service: str = "swarmhub-client") -> None:
+    """In a client process (the CLI, a script), export spans once SWARMHUB_OTLP_ENDPOINT is set.
+
+    Checked once per process; a provider the application installed itself is left in place.
+    """
+    if _ClientTracing.checked:
+        return
+    _ClientTracing.checked = True
+    if tracing.switch.on:
+        return
+    settings = TelemetrySettings()
+    if not settings.otlp_endpoint:
+        return
+    if not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):
+        tracing.enable(True)  # the application's own provider records our spans
+        return
+    configure_tracing(os.environ.get("OTEL_SERVICE_NAME", service), new_id(), settings)
 
 
 def shutdown_tracing() -> None:

@@ -9,8 +9,9 @@ from typing import Any
 from nats.aio.msg import Msg
 from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
+from opentelemetry import trace
 
-from swarmhub import metrics, subjects
+from swarmhub import metrics, subjects, tracing
 from swarmhub.bus import Bus
 from swarmhub.errors import ServiceError
 from swarmhub.schemas import DeadLetter, ErrorInfo, ResultStatus, TaskResult
@@ -61,11 +62,16 @@ class ResultStore:
     async def record(self, result: TaskResult) -> bool:
         """Store the one final result and publish its event; False when another got there first."""
         result, data = self.encode(result)
-        if not await self._create(result.task_id, data):
-            return False
-        await self.bus.publish(
-            subjects.task_result(result.task_id), data, template=subjects.TEMPLATES["result"]
-        )
+        if tracing.switch.on:
+            _trace_outcome(result)
+        with tracing.child_span("record result"):
+            if tracing.switch.on:
+                tracing.annotate(task_id=result.task_id, status=result.status.value)
+            if not await self._create(result.task_id, data):
+                return False
+            await self.bus.publish(
+                subjects.task_result(result.task_id), data, template=subjects.TEMPLATES["result"]
+            )
         status = result.status.value
         self.by_status[status] = self.by_status.get(status, 0) + 1
         capability = metrics.capabilities(result.capability)
@@ -88,6 +94,14 @@ class ResultStore:
                     raise
                 await asyncio.sleep(delay)
                 delay = min(2.0, delay * 2)
+
+
+def _trace_outcome(result: TaskResult) -> None:
+    """Put a task's final status on the span processing it; an error status when it failed."""
+    tracing.annotate(status=result.status.value, agent_id=result.agent_id)
+    if result.status is not ResultStatus.SUCCEEDED and result.error is not None:
+        span = trace.get_current_span()
+        tracing.record_failure(span, result.error.code.value, result.error.message)
 
 
 def count_capabilities(names: list[str]) -> None:
@@ -113,6 +127,10 @@ class DeadLetters:
     ) -> None:
         """Copy the original task before it leaves the task stream."""
         seq = msg.metadata.sequence.stream
+        if tracing.switch.on:
+            tracing.annotate(destination=msg.subject, dead_letter_reason=error.code.value)
+            if task_id is None:  # no result will be recorded to carry the failure
+                tracing.record_failure(trace.get_current_span(), error.code.value, error.message)
         # An oversize body cannot be copied whole into a message of the same size limit.
         room = self.bus.limits.body // 2
         letter = DeadLetter(

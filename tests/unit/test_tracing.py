@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import json
+import logging
+from collections.abc import Iterator
+
+import pytest
+import structlog
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.trace import SpanKind
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind, StatusCode
 
-from swarmhub import tracing
+from swarmhub import telemetry, tracing
 from swarmhub.bus import HDR_CONTENT_TYPE, HDR_MSG_ID, make_headers
+from swarmhub.config import TelemetrySettings
+from swarmhub.telemetry import RateLimited
 from swarmhub.tracing import extract_context
 
 
@@ -47,3 +57,186 @@ def test_spans_record_while_tracing_is_on() -> None:
             assert s.is_recording()
             assert make_headers()["traceparent"]
     assert not tracing.switch.on
+
+
+@pytest.fixture
+def spans() -> Iterator[InMemorySpanExporter]:
+    """Tracing on, finished spans collected in memory (the SDK's default, parent-based sampler)."""
+    provider = trace.get_tracer_provider()
+    if not isinstance(provider, TracerProvider):
+        trace.set_tracer_provider(TracerProvider())
+        provider = trace.get_tracer_provider()
+    assert isinstance(provider, TracerProvider)
+    exporter = InMemorySpanExporter()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    with tracing.recording():
+        yield exporter
+    exporter.shutdown()
+    tracing.enable(False)
+
+
+def test_destination_is_the_real_subject_and_the_template_an_attribute(
+    spans: InMemorySpanExporter,
+) -> None:
+    # When a request goes to one agent's subject
+    template = "hub.agent.{agent_id}.run"
+    extra = tracing.task_attributes("t1", "echo", 2, "agent-a")
+    with tracing.send_span(template, SpanKind.CLIENT, None, 10, "hub.agent.agent-a.run", extra):
+        pass
+    # Then the name holds the template, the attributes the subject, template and task
+    (span,) = spans.get_finished_spans()
+    assert span.name == "send hub.agent.{agent_id}.run"
+    assert span.kind is SpanKind.CLIENT
+    attrs = dict(span.attributes or {})
+    assert attrs["messaging.destination.name"] == "hub.agent.agent-a.run"
+    assert attrs["messaging.destination.template"] == template
+    assert attrs["messaging.system"] == "nats"
+    assert attrs[tracing.TASK_ID] == "t1"
+    assert attrs[tracing.CAPABILITY] == "echo"
+    assert attrs[tracing.ATTEMPT] == 2
+    assert attrs[tracing.AGENT_ID] == "agent-a"
+
+
+def test_heartbeats_are_untraced_unless_asked_for(spans: InMemorySpanExporter) -> None:
+    template = "hub.swarm.heartbeat.{agent_id}"
+    # Given tracing on with default settings, when an agent beats and the coordinator hears it
+    beat = tracing.send_span(template, SpanKind.PRODUCER, None, 10, "hub.swarm.heartbeat.a")
+    heard = tracing.process_span("hub.swarm.heartbeat.*", {}, SpanKind.CONSUMER, None, 10)
+    # Then neither makes a span
+    assert beat is heard
+    with beat as span:
+        assert not span.is_recording()
+    # But when heartbeats are asked for (SWARMHUB_TRACE_HEARTBEATS), they are traced
+    tracing.enable(True, heartbeats=True)
+    with tracing.send_span(template, SpanKind.PRODUCER, None, 10) as span:
+        assert span.is_recording()
+
+
+def test_child_spans_only_under_a_recording_span(spans: InMemorySpanExporter) -> None:
+    # At the root, a capability run makes no span of its own
+    with tracing.child_span("run", "echo") as span:
+        assert not span.is_recording()
+    # Under a processed request, it is a child that names its capability
+    with tracing.process_span("hub.agent.{agent_id}.run", {}, SpanKind.SERVER, None, 1) as parent:
+        tracing.annotate(task_id="t1", cache_hit=False, agent_id=None)
+        with tracing.child_span("run", "echo") as child:
+            assert child.is_recording()
+    run, server = spans.get_finished_spans()
+    assert run.name == "run echo" and run.kind is SpanKind.INTERNAL
+    assert run.parent is not None and run.parent.span_id == parent.get_span_context().span_id
+    assert dict(server.attributes or {})[tracing.TASK_ID] == "t1"
+    assert dict(server.attributes or {})[tracing.CACHE_HIT] is False
+    assert tracing.AGENT_ID not in dict(server.attributes or {})
+
+
+def test_failures_are_error_status_with_the_exception_recorded(
+    spans: InMemorySpanExporter,
+) -> None:
+    def capability_code() -> None:
+        raise ValueError("bad input")
+
+    # Given a task that ends failed and a handler that raised
+    with tracing.send_span("a", SpanKind.CONSUMER, None, 1) as failed_task:
+        tracing.record_failure(failed_task, "handler_error", "ValueError: bad input")
+    with tracing.send_span("b", SpanKind.SERVER, None, 1) as crashed:
+        try:
+            capability_code()
+        except ValueError as exc:
+            tracing.record_exception(crashed, exc)
+    first, second = spans.get_finished_spans()
+    # Then both are ERROR with an exception event; the raised one keeps its traceback
+    assert first.status.status_code is StatusCode.ERROR
+    assert dict(first.attributes or {})["error.type"] == "handler_error"
+    assert [e.name for e in first.events] == ["exception"]
+    assert second.status.status_code is StatusCode.ERROR
+    stack = str(dict(second.events[0].attributes or {})["exception.stacktrace"])
+    assert "capability_code" in stack and "ValueError: bad input" in stack
+
+
+def test_work_of_an_unsampled_trace_records_nothing(spans: InMemorySpanExporter) -> None:
+    # A batched attempt: its router did not sample it, so nothing under it starts a trace
+    with tracing.unsampled():
+        assert not tracing.sampled()
+        with tracing.send_span("hub.cache.get", SpanKind.CLIENT, None, 1) as span:
+            assert not span.is_recording()
+            assert make_headers()["traceparent"].endswith("-00")
+    assert spans.get_finished_spans() == ()
+
+
+def test_off_path_stays_shared_no_ops() -> None:
+    tracing.enable(False)
+    assert tracing.unsampled() is tracing.child_span("run", "echo")
+    assert not tracing.sampled()
+
+
+def test_rate_limited_counts_between_reports() -> None:
+    now = [100.0]
+    limit = RateLimited(10.0, clock=lambda: now[0])
+    assert limit.hit() == 1  # the first is reported at once
+    assert limit.hit() is None
+    now[0] += 5
+    assert limit.hit() is None
+    now[0] += 5
+    assert limit.hit() == 3  # then one report per interval, with what it left out
+
+
+def test_exporter_logs_become_one_json_warning(capsys: pytest.CaptureFixture[str]) -> None:
+    # Given JSON logs
+    telemetry.configure_logging("probe", TelemetrySettings(log_format="json"))
+    try:
+        # When the exporter complains repeatedly, with a traceback
+        exporter = logging.getLogger("opentelemetry.exporter.otlp.proto.http.trace_exporter")
+        for _ in range(5):
+            try:
+                raise ConnectionError("collector down")
+            except ConnectionError:
+                exporter.exception("Failed to export batch")
+        # Then stderr holds one JSON line, no plain text
+        lines = capsys.readouterr().err.splitlines()
+        assert len(lines) == 1
+        event = json.loads(lines[0])
+        assert event["event"] == "telemetry_library_warning"
+        assert event["service"] == "probe"
+        assert "collector down" in event["reason"]
+    finally:
+        for name in telemetry.LIBRARY_LOGGERS:
+            logging.getLogger(name).handlers.clear()
+            logging.getLogger(name).propagate = True
+        structlog.reset_defaults()
+
+
+def test_rebind_keeps_what_was_bound_before_logging_was_configured(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Given a logger bound (as the worker binds its agent id) before logging is configured
+    early = telemetry.get_logger().bind(agent_id="agent-7")
+    telemetry.configure_logging("agent-worker", TelemetrySettings(log_format="json"))
+    try:
+        # When the runtime replaces it after configuring logging
+        telemetry.rebind(early).info("service_started")
+        # Then the line keeps the binding
+        event = json.loads(capsys.readouterr().err.splitlines()[-1])
+        assert event["agent_id"] == "agent-7"
+        assert event["service"] == "agent-worker"
+    finally:
+        for name in telemetry.LIBRARY_LOGGERS:
+            logging.getLogger(name).handlers.clear()
+            logging.getLogger(name).propagate = True
+        structlog.reset_defaults()
+
+
+def test_an_unsampled_sender_makes_no_spans_but_its_decision_travels_on(
+    spans: InMemorySpanExporter,
+) -> None:
+    # Given a message whose sender did not sample its trace
+    trace_id = "0af7651916cd43dd8448eb211c80319c"
+    incoming = {"traceparent": f"00-{trace_id}-b7ad6b7169203331-00"}
+    # When it is processed and a message is sent on
+    with tracing.process_span("hub.task.submit.{capability}", incoming, SpanKind.CONSUMER, None, 1):
+        with tracing.send_span("hub.task.result.{task_id}", SpanKind.PRODUCER, None, 1) as span:
+            assert not span.is_recording()
+            outgoing = make_headers()
+    # Then no span was made, and the next hop hears the same unsampled trace
+    assert spans.get_finished_spans() == ()
+    assert outgoing["traceparent"].split("-")[1] == trace_id
+    assert outgoing["traceparent"].endswith("-00")

@@ -1,0 +1,389 @@
+"""Real traces from a real local cluster, collected by an OTLP/HTTP receiver in the test.
+
+Every service exports to a tiny HTTP server on 127.0.0.1 that decodes the protobuf
+ExportTraceServiceRequest; the tests assert the span tree of a task as an operator would see it
+in Jaeger: kinds (CLIENT↔SERVER, PRODUCER↔CONSUMER), parents, attributes and status.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import json
+import os
+import sys
+import threading
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue
+
+from swarmhub.client import SwarmClient
+from swarmhub.embedded import LocalCluster
+from swarmhub.schemas import ResultStatus, Task
+from tests.conftest import REPO, services_on, wait_for_agents, wait_until
+
+KIND = {1: "INTERNAL", 2: "SERVER", 3: "CLIENT", 4: "PRODUCER", 5: "CONSUMER"}
+STATUS = {0: "UNSET", 1: "OK", 2: "ERROR"}
+
+
+@dataclass
+class Span:
+    """One received span, decoded to plain values."""
+
+    service: str
+    name: str
+    kind: str
+    trace_id: str
+    span_id: str
+    parent_id: str
+    status: str
+    attrs: dict[str, Any]
+    events: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+
+
+def _value(v: AnyValue) -> Any:
+    kind = v.WhichOneof("value")
+    return getattr(v, kind) if kind else None
+
+
+class Receiver:
+    """An OTLP/HTTP trace receiver on a free loopback port, in a thread of the test process."""
+
+    def __init__(self) -> None:
+        self.spans: list[Span] = []
+        self.lock = threading.Lock()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                if self.headers.get("Content-Encoding") == "gzip":
+                    body = gzip.decompress(body)
+                receiver.add(ExportTraceServiceRequest.FromString(body))
+                reply = ExportTraceServiceResponse().SerializeToString()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/x-protobuf")
+                self.send_header("Content-Length", str(len(reply)))
+                self.end_headers()
+                self.wfile.write(reply)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def add(self, request: ExportTraceServiceRequest) -> None:
+        decoded = []
+        for rs in request.resource_spans:
+            res = {a.key: _value(a.value) for a in rs.resource.attributes}
+            for ss in rs.scope_spans:
+                for s in ss.spans:
+                    decoded.append(
+                        Span(
+                            service=str(res.get("service.name")),
+                            name=s.name,
+                            kind=KIND.get(s.kind, str(s.kind)),
+                            trace_id=s.trace_id.hex(),
+                            span_id=s.span_id.hex(),
+                            parent_id=s.parent_span_id.hex(),
+                            status=STATUS[s.status.code],
+                            attrs={a.key: _value(a.value) for a in s.attributes},
+                            events=[
+                                (e.name, {a.key: _value(a.value) for a in e.attributes})
+                                for e in s.events
+                            ],
+                        )
+                    )
+        with self.lock:
+            self.spans.extend(decoded)
+
+    def snapshot(self) -> list[Span]:
+        with self.lock:
+            return list(self.spans)
+
+    def trace_of(self, task_id: str) -> list[Span]:
+        """Every span of the trace(s) a task's spans belong to."""
+        spans = self.snapshot()
+        ids = {s.trace_id for s in spans if s.attrs.get("swarmhub.task.id") == task_id}
+        return [s for s in spans if s.trace_id in ids]
+
+
+@pytest.fixture(scope="module")
+def receiver() -> Iterator[Receiver]:
+    rec = Receiver()
+    rec.thread.start()
+    try:
+        yield rec
+    finally:
+        rec.server.shutdown()
+        rec.server.server_close()
+
+
+@pytest.fixture(scope="module")
+def cluster(
+    nats_url: str, receiver: Receiver, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LocalCluster]:
+    with services_on(
+        nats_url,
+        tmp_path_factory.mktemp("traced"),
+        workers=2,
+        worker_concurrency=4,
+        app="tests.apps.traced",
+        app_dir=REPO,
+        extra_env={
+            "SWARMHUB_OTLP_ENDPOINT": receiver.url,
+            "OTEL_BSP_SCHEDULE_DELAY": "100",  # export within 0.1 s, not the default 5 s
+            "SWARMHUB_RETRY_BACKOFF": "0.01",
+            "SWARMHUB_NO_AGENT_WAIT": "1",
+            "SWARMHUB_LOG_FORMAT": "json",
+        },
+    ) as local:
+        yield local
+
+
+@pytest.fixture
+async def client(cluster: LocalCluster) -> AsyncIterator[SwarmClient]:
+    await wait_for_agents(cluster.url, 2)
+    async with await SwarmClient.connect(cluster.url) as c:
+        yield c
+
+
+async def wait_for_spans(receiver: Receiver, task_id: str, *names: str) -> list[Span]:
+    """The task's trace once it holds a span of every name in `names` (repeats counted)."""
+
+    async def complete() -> bool:
+        got = [s.name for s in receiver.trace_of(task_id)]
+        return all(got.count(n) >= names.count(n) for n in set(names))
+
+    await wait_until(complete, 20, f"the spans of task {task_id}: {names}")
+    return receiver.trace_of(task_id)
+
+
+def only(spans: list[Span], name: str, **attrs: Any) -> Span:
+    """The one span named `name` with these attributes."""
+    found = [
+        s for s in spans if s.name == name and all(s.attrs.get(k) == v for k, v in attrs.items())
+    ]
+    assert len(found) == 1, f"{len(found)} spans {name} {attrs} in {[s.name for s in spans]}"
+    return found[0]
+
+
+def child_of(child: Span, parent: Span) -> None:
+    assert child.trace_id == parent.trace_id
+    assert child.parent_id == parent.span_id, f"{child.name} is not a child of {parent.name}"
+
+
+SUBMIT = "hub.task.submit.{capability}"
+RUN = "hub.agent.{agent_id}.run"
+RESULT = "hub.task.result.{task_id}"
+
+
+async def test_a_task_from_the_cli_is_one_trace_client_to_worker_and_back(
+    cluster: LocalCluster, receiver: Receiver, client: SwarmClient
+) -> None:
+    # Given a cluster exporting traces, when the CLI submits a task and waits for it
+    cli = await asyncio.create_subprocess_exec(
+        *(sys.executable, "-m", "swarmhub", "submit", "echo", "--id", "traced-ok"),
+        *("--payload", '{"text": "hi"}', "--wait", "--url", cluster.url),
+        env={**os.environ, "SWARMHUB_OTLP_ENDPOINT": receiver.url},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        _, err = await asyncio.wait_for(cli.communicate(), 60)
+    finally:
+        if cli.returncode is None:
+            cli.kill()  # by its own handle; only on a hung CLI
+            await cli.wait()
+    assert cli.returncode == 0, err.decode()
+    spans = await wait_for_spans(
+        receiver,
+        "traced-ok",
+        f"send {SUBMIT}",
+        f"process {SUBMIT}",
+        f"send {RUN}",
+        f"process {RUN}",
+        "run echo",
+        "record result",
+        f"send {RESULT}",
+    )
+    # Then the CLI's PRODUCER span is the root, continued by the router's CONSUMER span
+    send = only(spans, f"send {SUBMIT}")
+    assert (send.service, send.kind, send.parent_id) == ("swarmhub-client", "PRODUCER", "")
+    assert send.attrs["messaging.destination.name"] == "hub.task.submit.echo"
+    assert send.attrs["messaging.destination.template"] == SUBMIT
+    assert send.attrs["messaging.message.id"] == "traced-ok"
+    process = only(spans, f"process {SUBMIT}")
+    assert (process.service, process.kind, process.status) == ("task-router", "CONSUMER", "UNSET")
+    child_of(process, send)
+    assert process.attrs["messaging.destination.name"] == "hub.task.submit.echo"
+    assert process.attrs["swarmhub.capability"] == "echo"
+    assert process.attrs["swarmhub.task.attempt"] == 1
+    assert process.attrs["swarmhub.task.status"] == "succeeded"
+    agent = process.attrs["swarmhub.agent.id"]
+    # And the dispatch is CLIENT → SERVER on the agent's real subject
+    request = only(spans, f"send {RUN}")
+    assert request.kind == "CLIENT"
+    child_of(request, process)
+    assert request.attrs["messaging.destination.name"] == f"hub.agent.{agent}.run"
+    assert request.attrs["messaging.destination.template"] == RUN
+    assert request.attrs["swarmhub.agent.id"] == agent
+    served = only(spans, f"process {RUN}")
+    assert (served.service, served.kind, served.status) == ("agent-worker", "SERVER", "UNSET")
+    child_of(served, request)
+    assert served.attrs["swarmhub.task.id"] == "traced-ok"
+    assert served.attrs["swarmhub.agent.id"] == agent
+    # And the capability run and the result write are spans of their own
+    run = only(spans, "run echo")
+    assert run.kind == "INTERNAL"
+    child_of(run, served)
+    record = only(spans, "record result")
+    child_of(record, process)
+    event = only(spans, f"send {RESULT}")
+    assert (event.kind, event.attrs["messaging.destination.name"]) == (
+        "PRODUCER",
+        "hub.task.result.traced-ok",
+    )
+    child_of(event, record)
+    # And no span is named after an inbox, and no heartbeat was traced
+    everything = receiver.snapshot()
+    assert not [s.name for s in everything if "_INBOX" in s.name]
+    assert not [s.name for s in everything if "heartbeat" in s.name]
+
+
+async def test_a_retried_task_joins_both_attempts_in_one_trace(
+    receiver: Receiver, client: SwarmClient, tmp_path: Path
+) -> None:
+    # Given a capability that fails its first attempt, when a task of it runs
+    task = Task(capability="flaky", payload={"marker": str(tmp_path / "m")}, max_attempts=3)
+    result = await client.run(task, timeout=30, check=False)
+    assert result.status is ResultStatus.SUCCEEDED and result.attempts == 2
+    spans = await wait_for_spans(
+        receiver,
+        task.id,
+        f"process {SUBMIT}",
+        f"process {SUBMIT}",
+        f"send {RUN}",
+        f"send {RUN}",
+        "run flaky",
+        "run flaky",
+        f"send {SUBMIT}",
+        "record result",
+    )
+    # Then the first attempt's request and run are errors, with the traceback on the run span
+    first = only(spans, f"process {SUBMIT}", **{"swarmhub.task.attempt": 1})
+    second = only(spans, f"process {SUBMIT}", **{"swarmhub.task.attempt": 2})
+    failed_request = only(spans, f"send {RUN}", **{"swarmhub.task.attempt": 1})
+    child_of(failed_request, first)
+    assert failed_request.status == "ERROR"
+    assert failed_request.attrs["error.type"] == "handler_error"
+    failed_run = next(s for s in spans if s.name == "run flaky" and s.status == "ERROR")
+    stack = failed_run.events[0][1]["exception.stacktrace"]
+    assert "first attempt fails" in stack and "flaky" in stack
+    # And the retry is a PRODUCER span of the first attempt that the second attempt continues
+    retry = only(spans, f"send {SUBMIT}")
+    child_of(retry, first)
+    child_of(second, retry)
+    assert second.attrs["swarmhub.task.status"] == "succeeded"
+    assert second.status == "UNSET"
+    child_of(only(spans, "record result"), second)
+
+
+async def test_a_failed_task_is_an_error_with_its_traceback_kept_on_the_span_only(
+    receiver: Receiver, client: SwarmClient
+) -> None:
+    # Given a capability that raises from the user's code, when a task of it runs once
+    task = Task(capability="boom", payload={"value": 3}, max_attempts=1)
+    result = await client.run(task, timeout=30, check=False)
+    assert result.status is ResultStatus.FAILED and result.error is not None
+    # Then the client learns what failed, without the traceback
+    assert "ZeroDivisionError" in result.error.message
+    assert "Traceback" not in result.error.message
+    assert "_deep_in_user_code" not in result.error.message
+    spans = await wait_for_spans(
+        receiver, task.id, f"process {SUBMIT}", f"process {RUN}", "run boom", "record result"
+    )
+    # And every span on its path is an error; the router's records the task's final error
+    process = only(spans, f"process {SUBMIT}")
+    assert process.status == "ERROR"
+    assert process.attrs["swarmhub.task.status"] == "failed"
+    assert process.attrs["error.type"] == "handler_error"
+    assert [name for name, _ in process.events] == ["exception"]
+    assert only(spans, f"send {RUN}").status == "ERROR"
+    assert only(spans, f"process {RUN}").status == "ERROR"
+    run = only(spans, "run boom")
+    assert run.status == "ERROR"
+    (name, attrs) = run.events[0]
+    assert name == "exception" and attrs["exception.type"] == "ZeroDivisionError"
+    assert "_deep_in_user_code" in attrs["exception.stacktrace"]
+
+
+async def test_a_dead_lettered_task_is_an_error(receiver: Receiver, client: SwarmClient) -> None:
+    # Given no agent offers a capability, when a task of it waits out SWARMHUB_NO_AGENT_WAIT
+    task = Task(capability="nosuch", payload={})
+    result = await client.run(task, timeout=30, check=False)
+    assert result.status is ResultStatus.DEAD_LETTERED
+
+    # Then the delivery that gave up is an error naming the reason, beside the dead letter
+    def gave_up(spans: list[Span]) -> list[Span]:
+        return [
+            s
+            for s in spans
+            if s.kind == "CONSUMER" and s.attrs.get("swarmhub.task.status") == "dead_lettered"
+        ]
+
+    async def recorded() -> bool:
+        return bool(gave_up(receiver.trace_of(task.id)))
+
+    await wait_until(recorded, 20, "the span of the dead-lettered delivery")
+    spans = receiver.trace_of(task.id)
+    (last,) = gave_up(spans)
+    assert last.status == "ERROR"
+    assert last.attrs["error.type"] == "no_agent"
+    assert last.attrs["swarmhub.dead_letter.reason"] == "no_agent"
+    dead = [s for s in spans if s.name == "send hub.task.dead.{capability}"]
+    assert dead and dead[0].attrs["messaging.destination.name"] == "hub.task.dead.nosuch"
+
+
+async def test_a_cache_hit_is_marked_on_the_workers_span(
+    receiver: Receiver, client: SwarmClient
+) -> None:
+    # Given a memoized capability, when the same payload runs until the cache answers
+    payload = {"rounds": 10, "seed": "trace-hit"}
+    hit: list[str] = []
+
+    async def cached() -> bool:
+        result = await client.run(Task(capability="cpu", payload=payload), timeout=20)
+        if result.cached:
+            hit.append(result.task_id)
+        return bool(hit)
+
+    await wait_until(cached, 20, "a memo cache hit")
+    # Then the worker's span of that attempt says so, and no capability ran
+    spans = await wait_for_spans(receiver, hit[0], f"process {RUN}")
+    assert only(spans, f"process {RUN}").attrs["swarmhub.cache.hit"] is True
+    assert not [s for s in spans if s.name == "run cpu"]
+
+
+def test_worker_logs_keep_their_agent_id(cluster: LocalCluster) -> None:
+    # The worker binds its agent id before logging is configured; its lines still carry it
+    logs = sorted((cluster.config.data_dir / "logs").glob("agent-worker-*.log"))
+    assert logs
+    for log in logs:
+        started = [
+            json.loads(line)
+            for line in log.read_text().splitlines()
+            if line.startswith("{") and '"service_started"' in line
+        ]
+        assert started and started[0]["agent_id"].startswith("agent-")
