@@ -105,7 +105,9 @@ class CacheClient:
         try:
             await self.breaker.call(
                 self.bus.request,
-                subjects.CACHE_SET,
+                subjects.CACHE_MEMO_SET
+                if namespace == subjects.MEMO_NAMESPACE
+                else subjects.CACHE_SET,
                 CacheSet(namespace=namespace, key=key, value=value, ttl=ttl),
                 Ack,
                 timeout=self.timeout,

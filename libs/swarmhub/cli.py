@@ -1,8 +1,8 @@
-"""The `swarmhub` command: up, worker, submit, result, status, dead (plus load and bench).
+"""The `swarmhub` command: up, worker, submit, cancel, result, status, dead, (load, bench).
 
-Exit codes: 0 success; 1 the task failed or the hub refused; 2 invalid input or usage;
-3 no such result or dead letter; 4 the hub cannot be reached; 5 a wait timed out;
-130 interrupted.
+Exit codes: 0 success; 1 the task failed (or had finished when cancelled) or the hub refused;
+2 invalid input or usage; 3 no such result or dead letter; 4 the hub cannot be reached; 5 a
+wait timed out; 130 interrupted.
 """
 
 from __future__ import annotations
@@ -22,9 +22,11 @@ from swarmhub import __version__
 from swarmhub.app import AppError, load_app
 from swarmhub.config import default_nats_url, redact_url, scrub_credentials
 from swarmhub.credentials import NoFreeSlot
+from swarmhub.embedded import ServerStartError
 from swarmhub.errors import Rejected, ServiceError, TimedOut, Unavailable
 from swarmhub.limits import cut
-from swarmhub.schemas import Priority, Task, TaskResult
+from swarmhub.observe import ObserveError
+from swarmhub.schemas import Priority, Task, TaskProgress, TaskResult
 from swarmhub.subjects import check_token
 
 CLEAR_LINE = "\r\033[K"
@@ -138,6 +140,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="no users or permissions (debugging only: any local process may do anything)",
     )
     up.add_argument(
+        "--metrics-port",
+        type=int,
+        metavar="BASE",
+        help="serve /metrics, /healthz and /readyz from every process on ports BASE, BASE+1, ... "
+        "(nats-server monitoring first) and write Prometheus file-SD targets to the data folder",
+    )
+    up.add_argument(
+        "--observe",
+        action="store_true",
+        help="also run a local Prometheus with the shipped rules on those targets "
+        "(needs the prometheus binary; implies --metrics-port 9400)",
+    )
+    up.add_argument("--prometheus-port", type=int, default=9090, help="for --observe (9090)")
+    up.add_argument(
         "--agent-slots",
         type=int,
         default=4,
@@ -171,6 +187,14 @@ def build_parser() -> argparse.ArgumentParser:
     submit.add_argument("--timeout", type=float, default=60.0, help="seconds to --wait")
     submit.add_argument("--wait", action="store_true", help="wait for and print the result")
     submit.add_argument("--json", action="store_true", help="print JSON")
+
+    cancel = with_url(
+        sub.add_parser(
+            "cancel", help="cancel a task (a queued one never runs, a running one is stopped)"
+        )
+    )
+    cancel.add_argument("task_id")
+    cancel.add_argument("--json", action="store_true")
 
     result = with_url(sub.add_parser("result", help="print a stored result"))
     result.add_argument("task_id")
@@ -252,11 +276,41 @@ async def _submit(args: argparse.Namespace) -> int:
                 "no_agent if none comes.",
                 file=sys.stderr,
             )
-        await client.submit(task)
         if not args.wait:
+            await client.submit(task)
             print(json.dumps({"task_id": task.id}) if args.json else task.id)
             return 0
-        return _print_result(await client.wait(task.id, args.timeout, check=False), args.json)
+        print(f"{task.id} queued", file=sys.stderr, flush=True)
+        result = await client.run(
+            task, timeout=args.timeout, check=False, on_progress=_print_progress
+        )
+        return _print_result(result, args.json)
+
+
+def _print_progress(event: TaskProgress) -> None:
+    """One stderr line per step of a task followed by `submit --wait`."""
+    if event.state == "running":
+        text = f"running on {event.agent_id} (attempt {event.attempt})"
+    elif event.state == "retrying":
+        why = f": {event.error.code.value}: {cut(event.error.message, 200)}" if event.error else ""
+        text = f"attempt {event.attempt} failed{why}; retrying"
+    else:
+        text = "waiting for an agent that offers its capability"
+    print(f"{event.task_id} {text}", file=sys.stderr, flush=True)
+
+
+async def _cancel(args: argparse.Namespace) -> int:
+    from swarmhub.client import SwarmClient
+
+    async with SwarmClient.connect(args.url, role="operator") as client:
+        reply = await client.cancel(args.task_id)
+    if args.json:
+        print(json.dumps(reply.model_dump(mode="json"), sort_keys=True))
+    elif reply.state == "cancelled":
+        print(f"{args.task_id} cancelled")
+    else:
+        print(f"{args.task_id} had finished already: {reply.result.status.value}")
+    return 0 if reply.state == "cancelled" else 1
 
 
 async def _result(args: argparse.Namespace) -> int:
@@ -393,9 +447,11 @@ def _up(args: argparse.Namespace) -> int:
             agent_slots=args.agent_slots,
             app=args.app,
             app_dir=args.app_dir,
+            metrics_port=args.metrics_port or (9400 if args.observe else None),
         ),
         on_event=event,
     )
+    prometheus = None
     if app is not None:
         event(f"workers run app {app.name!r}: capabilities {', '.join(app.names())}")
     stop = {"requested": False}
@@ -415,6 +471,22 @@ def _up(args: argparse.Namespace) -> int:
             )
         else:
             event("--insecure: no users or permissions; any local process can do anything")
+        if cluster.scrape_targets:
+            ports = sorted(
+                int(t.rsplit(":", 1)[1]) for ts in cluster.scrape_targets.values() for t in ts
+            )
+            event(
+                f"/metrics, /healthz, /readyz on 127.0.0.1:{ports[0]}-{ports[-1]}; "
+                f"nats monitoring on {cluster.nats.monitor_port}; "
+                f"Prometheus file-SD targets in {cluster.targets_dir}"
+            )
+        if args.observe:
+            from swarmhub.observe import LocalPrometheus
+
+            prometheus = LocalPrometheus(
+                args.data_dir.resolve() / "prometheus", cluster.targets_dir, args.prometheus_port
+            ).start()
+            event(f"Prometheus: {prometheus.url} ({len(prometheus.rules)} rule files)")
         example = app.names()[0] if app is not None else "echo"
         payload = "{}" if app is not None else '{"text": "hi"}'
         event(
@@ -435,6 +507,8 @@ def _up(args: argparse.Namespace) -> int:
     finally:
         event("stopping (reverse order)...")
         started = time.monotonic()
+        if prometheus is not None:
+            prometheus.stop()
         cluster.stop()
         event(f"stopped in {time.monotonic() - started:.1f} s")
     return 0
@@ -503,14 +577,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         plugin = getattr(args, "plugin_handler", None)
         if plugin is not None:
             return int(plugin(args))
-        handler = {"submit": _submit, "result": _result, "status": _status, "dead": _dead}[
-            args.command
-        ]
+        handler = {
+            "submit": _submit,
+            "cancel": _cancel,
+            "result": _result,
+            "status": _status,
+            "dead": _dead,
+        }[args.command]
         return asyncio.run(handler(args))
     except ServiceError as exc:
         print(f"error: {exc.code.value}: {cut(exc.message, 500)}", file=sys.stderr)
         return _exit_code(exc)
-    except (AppError, NoFreeSlot) as exc:
+    except (AppError, NoFreeSlot, ServerStartError, ObserveError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except ModuleNotFoundError as exc:

@@ -16,7 +16,7 @@ from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.errors import KeyNotFoundError, NotFoundError, ServiceUnavailableError
 from nats.js.kv import KeyValue
 
-from swarmhub import codec, subjects
+from swarmhub import codec, subjects, telemetry, tracing
 from swarmhub.bus import Bus, connect
 from swarmhub.config import BusSettings, default_nats_url, redact_url, scrub_credentials
 from swarmhub.credentials import client_url
@@ -37,12 +37,15 @@ from swarmhub.schemas import (
     CacheKey,
     CacheSet,
     CacheStats,
+    CancelReply,
+    CancelRequest,
     DeadLetter,
     Empty,
     ResultStatus,
     SwarmJob,
     SwarmJobResult,
     Task,
+    TaskProgress,
     TaskResult,
 )
 from swarmhub.subjects import check_token
@@ -213,11 +216,15 @@ class SwarmClient:
         data = self.bus.encode(task)
         self.bus.limits.check_task(len(data))
         check_schedule(task, time.time())
+        telemetry.trace_client()  # the CLI and scripts trace too when an OTLP endpoint is set
         await self.bus.js_publish(
             subjects.task_submit(task.capability),
             data,
             msg_id=task.id,
             template=subjects.TEMPLATES["submit"],
+            span_attributes=tracing.task_attributes(task.id, task.capability)
+            if tracing.switch.on
+            else None,
         )
         return task
 
@@ -285,11 +292,42 @@ class SwarmClient:
         *,
         timeout: float = 60.0,
         check: bool = True,
+        on_progress: Callable[[TaskProgress], None] | None = None,
         **fields: Any,
     ) -> TaskResult:
-        """Submit a task (as `submit` takes it) and wait for its result (raising as `wait` does)."""
-        submitted = await self.submit(task, payload, **fields)
-        return await self.wait(submitted.id, timeout, check=check)
+        """Submit a task (as `submit` takes it) and wait for its result (raising as `wait` does).
+
+        `on_progress` is called with each TaskProgress event (running on an agent, retrying,
+        waiting for an agent) while the task moves; it asks the router to send them.
+        """
+        todo = as_task(task, payload, fields)
+        if on_progress is None:
+            await self.submit(todo)
+            return await self.wait(todo.id, timeout, check=check)
+        todo = todo.model_copy(update={"progress": True})
+        report = on_progress
+
+        async def on_event(msg: Msg) -> None:
+            with contextlib.suppress(ServiceError):
+                report(codec.decode(msg.data, TaskProgress))
+
+        sub = await self.bus.nc.subscribe(subjects.task_progress(todo.id), cb=on_event)
+        try:
+            await self.submit(todo)
+            return await self.wait(todo.id, timeout, check=check)
+        finally:
+            await sub.unsubscribe()
+
+    async def cancel(self, task_id: str) -> CancelReply:
+        """Cancel a task: a queued one never runs, a running attempt is stopped on its agent.
+
+        Its final result becomes `cancelled` (CancelReply.state "cancelled"), unless it had one
+        already ("finished", with that result). Cancelling an id before its task is submitted
+        keeps the task from ever running.
+        """
+        return await self.bus.request(
+            subjects.TASK_CANCEL, CancelRequest(task_id=task_id), CancelReply
+        )
 
     async def submit_many(
         self, tasks: Iterable[Task], *, in_flight: int = 256, progress: Progress | None = None

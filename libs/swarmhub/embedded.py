@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -21,6 +22,10 @@ from swarmhub.roles import authorization_block, inbox_for
 
 READY_LINE = "Server is ready"
 _LISTEN = re.compile(r"Listening for client connections on [\d.:\[\]a-fA-F]+:(\d+)")
+
+
+class ServerStartError(RuntimeError):
+    """nats-server did not come up; the message says why in one sentence."""
 
 
 def nats_server_binary() -> str:
@@ -132,10 +137,7 @@ class NatsServer:
         def ready() -> bool:
             assert self.proc is not None
             if self.proc.poll() is not None:
-                raise RuntimeError(
-                    f"nats-server exited with code {self.proc.returncode}: "
-                    f"{self.log_path.read_text()[-2000:]}"
-                )
+                raise ServerStartError(self._why_it_stopped())
             return READY_LINE in self.log_path.read_text(errors="replace")
 
         try:
@@ -144,6 +146,20 @@ class NatsServer:
             stop_process(self.proc, 5.0)
             raise
         return self
+
+    def _why_it_stopped(self) -> str:
+        """One sentence from the server's own log: its fatal line, the port clash named."""
+        text = self.log_path.read_text(errors="replace")
+        fatal = [
+            ln.split("] ", 2)[-1] for ln in text.splitlines() if "[FTL]" in ln or "[ERR]" in ln
+        ]
+        if any("address already in use" in ln for ln in fatal):
+            return (
+                f"Port {self.port} is already in use (another `swarmhub up` or nats-server?); "
+                "stop it or pick another port with --port."
+            )
+        detail = fatal[-1] if fatal else f"exit code {self.proc.returncode if self.proc else '?'}"
+        return f"nats-server {self.name} stopped at start: {detail} (log: {self.log_path})"
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop this server by its PID (SIGTERM, then SIGKILL)."""
@@ -311,14 +327,24 @@ def nats_nodes(config: ClusterConfig) -> list[NatsServer]:
 
 def start_nodes(nodes: list[NatsServer], timeout: float = 30.0, probe_url: str = "") -> None:
     """Start nodes together (a cluster needs its peers to elect a JetStream leader)."""
-    threads = [threading.Thread(target=n.start, kwargs={"timeout": timeout}) for n in nodes]
+    failures: list[BaseException] = []
+
+    def start(node: NatsServer) -> None:
+        try:
+            node.start(timeout=timeout)
+        except BaseException as exc:
+            failures.append(exc)
+
+    threads = [threading.Thread(target=start, args=(n,)) for n in nodes]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
+    if failures:
+        raise failures[0]
     down = [n.name for n in nodes if n.proc is None or n.proc.poll() is not None]
     if down:
-        raise RuntimeError(f"nats-server nodes failed to start: {down}")
+        raise ServerStartError(f"nats-server nodes stopped right after starting: {down}")
     if len(nodes) > 1:
         wait_jetstream(probe_url or ",".join(n.url for n in nodes), timeout)
 
@@ -382,6 +408,23 @@ class ClusterConfig:
     agent_slots: int = 4  # users kept for workers that `swarmhub worker` starts
     app: str | None = None  # MODULE[:ATTR] of the swarmhub.App the workers run (None: built-ins)
     app_dir: Path | None = None  # where the app's module is imported from
+    metrics_port: int | None = None  # first of consecutive /metrics ports (nats monitoring first)
+
+
+SCRAPE_JOBS = {
+    "swarm_coordinator": "swarmhub-coordinator",
+    "cache_service": "swarmhub-cache",
+    "agent_worker": "swarmhub-worker",
+    "task_router": "swarmhub-router",
+}
+"""Prometheus job of each service, as deploy/prometheus/prometheus.yml names them."""
+
+
+def write_scrape_targets(folder: Path, targets: dict[str, list[str]]) -> None:
+    """Prometheus file-SD lists, one `<job>.json` per job (no `service` label: metrics have one)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for job, hosts in targets.items():
+        (folder / f"{job}.json").write_text(json.dumps([{"targets": hosts}], indent=1) + "\n")
 
 
 class LocalCluster:
@@ -396,6 +439,12 @@ class LocalCluster:
         self.nats = self.nodes[0]
         self.supervisor = Supervisor(config.data_dir / "logs", on_event)
         self.credentials: Credentials | None = None
+        # Prometheus scrape targets by job, when every process serves /metrics on its own port.
+        self.scrape_targets: dict[str, list[str]] = {}
+        self._next_metrics_port = config.metrics_port or 0
+        if config.metrics_port and config.nats_url is None:
+            for node in self.nodes:
+                node.monitor_port = self._take_metrics_port()
         if config.nats_url is None and not config.insecure:
             self.credentials = load_or_create(config.data_dir, config.workers, config.agent_slots)
             block = authorization_block(self.credentials.authorization())
@@ -421,6 +470,11 @@ class LocalCluster:
     def _spec(self, name: str, module: str, role: str, index: int = 0, **env: str) -> ChildSpec:
         if self.credentials is not None and role == "worker":
             env["SWARMHUB_AGENT_ID"] = self.credentials.user(role, index).agent_id or ""
+        if self.config.metrics_port:
+            port = self._take_metrics_port()
+            env["SWARMHUB_METRICS_PORT"] = str(port)
+            env["SWARMHUB_METRICS_HOST"] = "127.0.0.1"
+            self.scrape_targets.setdefault(SCRAPE_JOBS[module], []).append(f"127.0.0.1:{port}")
         base = {
             "SWARMHUB_NATS_URL": self.url_as(role, index),
             "SWARMHUB_REPLICAS": str(min(3, self.config.nats_nodes)),
@@ -462,7 +516,19 @@ class LocalCluster:
             )
         for i in range(self.config.routers):
             add(self._spec(f"task-router-{i + 1}", "task_router", "router"))
+        if self.scrape_targets:
+            write_scrape_targets(self.targets_dir, self.scrape_targets)
         return self
+
+    @property
+    def targets_dir(self) -> Path:
+        """Where the Prometheus file-SD target lists go (one `<job>.json` per job)."""
+        return self.config.data_dir / "prometheus" / "targets"
+
+    def _take_metrics_port(self) -> int:
+        port = self._next_metrics_port
+        self._next_metrics_port += 1
+        return port
 
     def _app_env(self) -> dict[str, str]:
         """Environment that makes a worker run the user's app."""

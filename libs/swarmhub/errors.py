@@ -31,6 +31,7 @@ class ErrorCode(StrEnum):
     CIRCUIT_OPEN = "circuit_open"
     UNAVAILABLE = "unavailable"
     INTERNAL = "internal"
+    CANCELLED = "cancelled"
 
 
 HTTP_STATUS: dict[ErrorCode, int] = {
@@ -49,6 +50,7 @@ HTTP_STATUS: dict[ErrorCode, int] = {
     ErrorCode.CIRCUIT_OPEN: 503,
     ErrorCode.UNAVAILABLE: 503,
     ErrorCode.INTERNAL: 500,
+    ErrorCode.CANCELLED: 409,
 }
 
 
@@ -134,6 +136,7 @@ _FAMILY: dict[ErrorCode, type[ServiceError]] = {
     ErrorCode.NO_AGENT: NoAgent,
     ErrorCode.HANDLER_ERROR: TaskFailed,
     ErrorCode.ATTEMPTS_EXHAUSTED: TaskFailed,
+    ErrorCode.CANCELLED: TaskFailed,
 }
 
 

@@ -93,9 +93,12 @@ ROUTER = Role(
     publish=(
         s.AGENT_RUN_ALL,
         s.AGENT_BATCH_ALL,
+        s.AGENT_CANCEL_ALL,
         s.TASK_SUBMIT_ALL,
         s.TASK_RESULT_ALL,
         s.TASK_DEAD_ALL,
+        s.TASK_CANCELLED_ALL,
+        s.TASK_PROGRESS_ALL,
         f"$JS.ACK.{s.TASK_STREAM}.>",
         f"{API}.CONSUMER.INFO.{s.TASK_STREAM}.{s.ROUTER_CONSUMER}",
         f"{API}.CONSUMER.CREATE.{s.TASK_STREAM}.{s.ROUTER_CONSUMER}.>",
@@ -107,7 +110,7 @@ ROUTER = Role(
         *_kv_read(s.AGENTS_BUCKET),
         *_kv_watch(s.AGENTS_BUCKET),
     ),
-    subscribe=(s.TASK_STATUS, s.SRV_ALL),
+    subscribe=(s.TASK_STATUS, s.TASK_CANCEL, s.TASK_CANCELLED_ALL, s.SRV_ALL),
     responds=True,
 )
 
@@ -116,6 +119,7 @@ def worker(agent_id: str | None = None) -> Role:
     """The role of one agent-worker: only its own agent id's subjects (any id when None)."""
     run = s.agent_run(agent_id) if agent_id else s.AGENT_RUN_ALL
     batch = s.agent_batch(agent_id) if agent_id else s.AGENT_BATCH_ALL
+    cancel = s.agent_cancel(agent_id) if agent_id else s.AGENT_CANCEL_ALL
     membership = (
         (s.swarm_register(agent_id), s.swarm_leave(agent_id), s.swarm_heartbeat(agent_id))
         if agent_id
@@ -124,8 +128,8 @@ def worker(agent_id: str | None = None) -> Role:
     return Role(
         "worker",
         "runs tasks sent to its own agent id; registers, beats and leaves as that id only",
-        publish=(*membership, s.CACHE_GET, s.CACHE_SET, s.CACHE_DEL),
-        subscribe=(run, batch, s.CACHE_INVAL_ALL, s.SRV_ALL),
+        publish=(*membership, s.CACHE_GET, s.CACHE_SET, s.CACHE_MEMO_SET, s.CACHE_DEL),
+        subscribe=(run, batch, cancel, s.CACHE_INVAL_ALL, s.SRV_ALL),
         responds=True,
         # A batch is answered in up to one message per task.
         max_responses=256,
@@ -162,7 +166,14 @@ CACHE = Role(
     "cache",
     "serves the shared cache, broadcasts invalidations",
     publish=(s.CACHE_INVAL_ALL,),
-    subscribe=(s.CACHE_GET, s.CACHE_SET, s.CACHE_DEL, s.CACHE_STATS, s.SRV_ALL),
+    subscribe=(
+        s.CACHE_GET,
+        s.CACHE_SET,
+        s.CACHE_MEMO_SET,
+        s.CACHE_DEL,
+        s.CACHE_STATS,
+        s.SRV_ALL,
+    ),
     responds=True,
 )
 
@@ -172,6 +183,7 @@ CLIENT = Role(
     publish=(
         s.TASK_SUBMIT_ALL,
         s.TASK_STATUS,
+        s.TASK_CANCEL,
         s.SWARM_JOB_SUBMIT,
         s.CACHE_GET,
         s.CACHE_SET,
@@ -183,7 +195,7 @@ CLIENT = Role(
         *_kv_read(s.AGENTS_BUCKET),
         *_kv_watch(s.AGENTS_BUCKET),
     ),
-    subscribe=(s.TASK_RESULT_ALL, s.SWARM_EVENT_ALL),
+    subscribe=(s.TASK_RESULT_ALL, s.TASK_PROGRESS_ALL, s.SWARM_EVENT_ALL),
 )
 
 OPERATOR = Role(

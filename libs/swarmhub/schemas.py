@@ -88,6 +88,7 @@ class ResultStatus(StrEnum):
     FAILED = "failed"
     TIMED_OUT = "timed_out"
     DEAD_LETTERED = "dead_lettered"
+    CANCELLED = "cancelled"
 
 
 class ErrorInfo(Message):
@@ -139,6 +140,10 @@ class Task(Message):
         default=None,
         max_length=256,
         description="Affinity key: tasks with the same key go to the same live agent.",
+    )
+    progress: bool = Field(
+        default=False,
+        description="Publish TaskProgress events on hub.task.progress.<id> as the task moves.",
     )
     created_at: EpochSeconds = Field(default_factory=now)
     # Retry state travels with the task, so routers stay stateless.
@@ -343,6 +348,37 @@ class StatusReply(Message):
         description="done: `result` is the final result; unknown: none stored (yet)."
     )
     result: TaskResult | None = Field(default=None, description="The final result, if done.")
+
+
+class CancelRequest(Message):
+    """Cancel one task: a queued task never runs, a running attempt is stopped on its agent."""
+
+    task_id: str = Field(pattern=TOKEN_PATTERN, description="Id of the task.")
+
+
+class CancelReply(Message):
+    """What a cancellation did: cancelled it, or found it already finished."""
+
+    task_id: str = Field(description="Id of the task.")
+    state: Literal["cancelled", "finished"] = Field(
+        description="cancelled: its final result is now `cancelled`; finished: it had a final "
+        "result already (`result`)."
+    )
+    result: TaskResult = Field(description="The task's final result.")
+
+
+class TaskProgress(Message):
+    """One step of a task that asked for progress events (Task.progress)."""
+
+    task_id: str = Field(description="Id of the task.")
+    state: Literal["running", "retrying", "waiting"] = Field(
+        description="running: dispatched to `agent_id`; retrying: the attempt failed with "
+        "`error` and will be tried again; waiting: no live agent offers the capability yet."
+    )
+    attempt: int = Field(default=0, description="The attempt this event is about (1 = first).")
+    agent_id: str | None = Field(default=None, description="The agent running the attempt.")
+    error: ErrorInfo | None = Field(default=None, description="Why the attempt failed.")
+    at: float = Field(default_factory=now, description="When, in epoch seconds.")
 
 
 class CacheKey(Message):

@@ -18,6 +18,9 @@ TASK_SUBMIT_ALL = f"{PREFIX}.task.submit.>"
 TASK_RESULT_ALL = f"{PREFIX}.task.result.>"
 TASK_DEAD_ALL = f"{PREFIX}.task.dead.>"
 TASK_STATUS = f"{PREFIX}.task.status"
+TASK_CANCEL = f"{PREFIX}.task.cancel"
+TASK_CANCELLED_ALL = f"{PREFIX}.task.cancelled.>"
+TASK_PROGRESS_ALL = f"{PREFIX}.task.progress.>"
 
 SWARM_REGISTER_ALL = f"{PREFIX}.swarm.register.*"
 SWARM_LEAVE_ALL = f"{PREFIX}.swarm.leave.*"
@@ -32,9 +35,13 @@ CACHE_SET = f"{PREFIX}.cache.set"
 CACHE_DEL = f"{PREFIX}.cache.del"
 CACHE_STATS = f"{PREFIX}.cache.stats"
 CACHE_INVAL_ALL = f"{PREFIX}.cache.inval.>"
+CACHE_MEMO_SET = f"{PREFIX}.cache.memo.set"
+MEMO_NAMESPACE = "memo"
+"""Cache namespace of memoized capability outputs: written only on CACHE_MEMO_SET, by workers."""
 
 AGENT_RUN_ALL = f"{PREFIX}.agent.*.run"
 AGENT_BATCH_ALL = f"{PREFIX}.agent.*.batch"
+AGENT_CANCEL_ALL = f"{PREFIX}.agent.*.cancel"
 
 SRV_PREFIX = "$SRV"
 SRV_ALL = f"{SRV_PREFIX}.>"
@@ -47,6 +54,9 @@ TEMPLATES = {
     "dead": f"{PREFIX}.task.dead.{{capability}}",
     "run": f"{PREFIX}.agent.{{agent_id}}.run",
     "batch": f"{PREFIX}.agent.{{agent_id}}.batch",
+    "agent_cancel": f"{PREFIX}.agent.{{agent_id}}.cancel",
+    "cancelled": f"{PREFIX}.task.cancelled.{{task_id}}",
+    "progress": f"{PREFIX}.task.progress.{{task_id}}",
     "heartbeat": f"{PREFIX}.swarm.heartbeat.{{agent_id}}",
     "register": f"{PREFIX}.swarm.register.{{agent_id}}",
     "leave": f"{PREFIX}.swarm.leave.{{agent_id}}",
@@ -76,6 +86,16 @@ def task_result(task_id: str) -> str:
     return f"{PREFIX}.task.result.{check_token(task_id, 'task id')}"
 
 
+def task_cancelled(task_id: str) -> str:
+    """Subject every router hears a cancellation of one task on."""
+    return f"{PREFIX}.task.cancelled.{check_token(task_id, 'task id')}"
+
+
+def task_progress(task_id: str) -> str:
+    """Subject the progress events of one task (when it asked for them) are published on."""
+    return f"{PREFIX}.task.progress.{check_token(task_id, 'task id')}"
+
+
 def task_dead(capability: str) -> str:
     """Subject a dead-lettered task is recorded on (captured by the dead-letter stream)."""
     token = capability if _TOKEN.match(capability) else "_invalid"
@@ -90,6 +110,11 @@ def agent_run(agent_id: str) -> str:
 def agent_batch(agent_id: str) -> str:
     """Subject one agent serves batches of task execution requests on (answers stream back)."""
     return f"{PREFIX}.agent.{check_token(agent_id, 'agent id')}.batch"
+
+
+def agent_cancel(agent_id: str) -> str:
+    """Subject one agent hears cancellations of the attempts it runs on."""
+    return f"{PREFIX}.agent.{check_token(agent_id, 'agent id')}.cancel"
 
 
 def swarm_register(agent_id: str) -> str:

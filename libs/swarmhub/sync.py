@@ -18,7 +18,7 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from swarmhub.client import Progress, SwarmClient
-from swarmhub.schemas import AgentRecord, Task, TaskResult
+from swarmhub.schemas import AgentRecord, CancelReply, Task, TaskResult
 
 T = TypeVar("T")
 
@@ -80,6 +80,10 @@ class SyncClient:
         return self._call(
             self.client.map(capability, payloads, timeout=timeout, progress=progress, **fields)
         )
+
+    def cancel(self, task_id: str) -> CancelReply:
+        """Cancel a task (see SwarmClient.cancel)."""
+        return self._call(self.client.cancel(task_id))
 
     def agents(self) -> list[AgentRecord]:
         """Live agents as the registry holds them."""

@@ -9,7 +9,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ClassVar
 
-from swarmhub import codec, metrics, subjects
+from swarmhub import codec, metrics, subjects, telemetry, tracing
 from swarmhub.app import load_app
 from swarmhub.cache_client import CacheClient
 from swarmhub.capabilities import Capability, CapabilityRegistry, builtins
@@ -20,6 +20,7 @@ from swarmhub.runtime import Service
 from swarmhub.schemas import (
     Ack,
     AgentRegistration,
+    CancelRequest,
     Heartbeat,
     LeaveRequest,
     RegisterReply,
@@ -28,8 +29,6 @@ from swarmhub.schemas import (
     RunRequest,
     new_id,
 )
-
-MEMO_NAMESPACE = "memo"
 
 
 class AgentWorker(Service):
@@ -72,7 +71,11 @@ class AgentWorker(Service):
         self.failed = 0
         self.draining = False
         self.memo_hits = 0
+        self.busy = telemetry.RateLimited(10.0)  # BUSY answers: counted, summarised in the log
         self._background: set[asyncio.Task[bool]] = set()
+        # Attempts running here by task id, and those a cancel has stopped.
+        self._running: dict[str, asyncio.Task[Any]] = {}
+        self._cancel_requested: set[asyncio.Task[Any]] = set()
         self.heartbeat_interval = self.settings.heartbeat_interval
         # Above capacity so that excess requests get a quick BUSY instead of waiting.
         admit = self.settings.concurrency * 2 + 8
@@ -92,6 +95,13 @@ class AgentWorker(Service):
             concurrency=admit,
             template=subjects.TEMPLATES["batch"],
             batch=True,
+        )
+        self.add_endpoint(
+            "cancel",
+            subjects.agent_cancel(self.agent_id),
+            CancelRequest,
+            self.cancel_task,
+            template=subjects.TEMPLATES["agent_cancel"],
         )
         metrics.WORKER_CAPACITY.set(self.settings.concurrency)
 
@@ -139,9 +149,24 @@ class AgentWorker(Service):
     async def run_task(self, request: RunRequest) -> RunReply:
         """Run one attempt of a task with its per-attempt timeout."""
         task = request.task
+        if tracing.switch.on:
+            tracing.annotate(
+                task_id=task.id,
+                capability=task.capability,
+                attempt=request.attempt,
+                agent_id=self.agent_id,
+            )
         if self.in_flight >= self.settings.concurrency:
             # Several routers each respect our capacity on their own; together they can exceed
             # it. Answer at once rather than queue past the router's attempt timeout.
+            if (count := self.busy.hit()) is not None:
+                self.log.info(
+                    "busy_rejections",
+                    count=count,
+                    task_id=task.id,
+                    capacity=self.settings.concurrency,
+                    note="at most one line per 10 s; the count covers the lines left out",
+                )
             raise ServiceError(
                 ErrorCode.BUSY,
                 f"Agent {self.agent_id} is at its capacity of {self.settings.concurrency}.",
@@ -162,19 +187,37 @@ class AgentWorker(Service):
         memo_key = self._memo_key(task.capability, task.payload, capability.memoize)
         attempt_timeout = min(task.attempt_timeout, capability.timeout or task.attempt_timeout)
         last = _last_attempt_note(capability, request.attempt)
+        current = asyncio.current_task()
+        assert current is not None
+        self._running[task.id] = current
         try:
             if memo_key is not None:
-                hit, value = await self.cache.get(MEMO_NAMESPACE, memo_key)
+                hit, value = await self.cache.get(subjects.MEMO_NAMESPACE, memo_key)
+                if tracing.switch.on:
+                    tracing.annotate(cache_hit=hit)
                 if hit:
                     self.memo_hits += 1
                     ms = (time.perf_counter() - started) * 1000
                     return RunReply(output=value, cached=True, run_ms=ms)
-            # asyncio.timeout runs the handler in this task; wait_for would start another.
-            async with asyncio.timeout(attempt_timeout):
-                output = await self._call(capability, task.payload)
+            # asyncio.timeout runs the handler in this task; wait_for would start another. The
+            # run's span keeps the traceback of an error; the caller's message does not.
+            with tracing.child_span("run", task.capability):
+                async with asyncio.timeout(attempt_timeout):
+                    output = await self._call(capability, task.payload)
             if memo_key is not None:
                 self._remember(memo_key, output)
             return RunReply(output=output, run_ms=(time.perf_counter() - started) * 1000)
+        except asyncio.CancelledError:
+            if current not in self._cancel_requested:
+                raise
+            self._cancel_requested.discard(current)
+            current.uncancel()
+            status = "cancelled"
+            raise ServiceError(
+                ErrorCode.CANCELLED,
+                f"Task {task.id} was cancelled during attempt {request.attempt}.",
+                retryable=False,
+            ) from None
         except TimeoutError:
             status = "timed_out"
             raise ServiceError(
@@ -197,6 +240,8 @@ class AgentWorker(Service):
                 retryable=not last,
             ) from None
         finally:
+            if self._running.get(task.id) is current:
+                del self._running[task.id]
             self.in_flight -= 1
             metrics.WORKER_IN_FLIGHT.dec()
             metrics.WORKER_TASKS.labels(task.capability, status).inc()
@@ -204,6 +249,14 @@ class AgentWorker(Service):
                 self.completed += 1
             else:
                 self.failed += 1
+
+    async def cancel_task(self, request: CancelRequest) -> None:
+        """Stop the attempt of a cancelled task if it runs here (a sync function's thread runs on
+        until it returns; its output is dropped)."""
+        running = self._running.get(request.task_id)
+        if running is not None:
+            self._cancel_requested.add(running)
+            running.cancel()
 
     async def _call(self, capability: Capability, payload: dict[str, Any]) -> Any:
         """Run the handler on a copy of the payload, within the capability's own concurrency."""
@@ -221,7 +274,7 @@ class AgentWorker(Service):
     def _remember(self, key: str, output: Any) -> None:
         """Store a memoized output without making the caller wait for the cache."""
         task = asyncio.create_task(
-            self.cache.set(MEMO_NAMESPACE, key, output, self.settings.memo_ttl)
+            self.cache.set(subjects.MEMO_NAMESPACE, key, output, self.settings.memo_ttl)
         )
         self._background.add(task)
         task.add_done_callback(self._background.discard)

@@ -37,6 +37,7 @@ class CacheService(Service):
         )
         self.add_endpoint("get", subjects.CACHE_GET, CacheKey, self.get)
         self.add_endpoint("set", subjects.CACHE_SET, CacheSet, self.set)
+        self.add_endpoint("memo_set", subjects.CACHE_MEMO_SET, CacheSet, self.memo_set)
         self.add_endpoint("del", subjects.CACHE_DEL, CacheKey, self.delete)
         self.add_endpoint("stats", subjects.CACHE_STATS, Empty, self.stats)
 
@@ -56,7 +57,20 @@ class CacheService(Service):
         return CacheGetReply(hit=hit, value=value)
 
     async def set(self, req: CacheSet) -> Ack:
-        """Store one key and tell every near-cache to drop its copy."""
+        """Store one key and tell every near-cache to drop its copy (not in the memo namespace)."""
+        _refuse_memo(req.namespace, "written")
+        return await self._store(req)
+
+    async def memo_set(self, req: CacheSet) -> Ack:
+        """Store a memoized output (only workers may publish here: see swarmhub.roles)."""
+        if req.namespace != subjects.MEMO_NAMESPACE:
+            raise ServiceError(
+                ErrorCode.BAD_REQUEST,
+                f"{subjects.CACHE_MEMO_SET} writes only the {subjects.MEMO_NAMESPACE!r} namespace.",
+            )
+        return await self._store(req)
+
+    async def _store(self, req: CacheSet) -> Ack:
         evictions = self.store.counters.evictions
         try:
             self.store.set(req.namespace, req.key, req.value, req.ttl)
@@ -70,7 +84,8 @@ class CacheService(Service):
         return Ack()
 
     async def delete(self, req: CacheKey) -> CacheDelReply:
-        """Remove one key and broadcast the invalidation."""
+        """Remove one key and broadcast the invalidation (not in the memo namespace)."""
+        _refuse_memo(req.namespace, "deleted")
         deleted = self.store.delete(req.namespace, req.key)
         metrics.CACHE_REQUESTS.labels("del", "ok").inc()
         self._gauges()
@@ -101,4 +116,14 @@ class CacheService(Service):
             subjects.cache_inval(namespace),
             CacheInvalidation(namespace=namespace, key=key, origin=self.identity.instance_id),
             template=subjects.TEMPLATES["inval"],
+        )
+
+
+def _refuse_memo(namespace: str, done: str) -> None:
+    """Memoized outputs are trusted as if a capability returned them: clients may not touch them."""
+    if namespace == subjects.MEMO_NAMESPACE:
+        raise ServiceError(
+            ErrorCode.BAD_REQUEST,
+            f"Namespace {namespace!r} holds memoized capability outputs; it is {done} only by "
+            "agent-workers. Use another namespace.",
         )

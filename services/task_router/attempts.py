@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from typing import Any
+from typing import Any, Literal
 
 from swarmhub import codec, metrics, subjects, tracing
 from swarmhub.batching import BatchDispatcher
@@ -19,7 +20,7 @@ from swarmhub.breaker import (
 from swarmhub.bus import Bus
 from swarmhub.config import RouterSettings
 from swarmhub.errors import ErrorCode, ServiceError
-from swarmhub.schemas import ResultStatus, RunReply, Task, Timings
+from swarmhub.schemas import ErrorInfo, ResultStatus, RunReply, Task, TaskProgress, Timings
 from task_router.decisions import (
     Defer,
     Final,
@@ -65,6 +66,31 @@ class Attempts:
         # Dispatches per agent, so that an agent leaving ends its attempts at once.
         self.dispatches: dict[str, set[asyncio.Task[Any]]] = {}
         self._gone: set[asyncio.Task[Any]] = set()
+        # The agent running each dispatched task, so a cancel can reach its attempt.
+        self._running_on: dict[str, str] = {}
+
+    def agent_of(self, task_id: str) -> str | None:
+        """The agent running an attempt of `task_id` right now, if any."""
+        return self._running_on.get(task_id)
+
+    async def progress(
+        self,
+        task: Task,
+        state: Literal["running", "retrying", "waiting"],
+        attempt: int = 0,
+        agent_id: str | None = None,
+        error: ErrorInfo | None = None,
+    ) -> None:
+        """Tell whoever follows a task (it asked, with Task.progress) where it is; best effort."""
+        if not task.progress:
+            return
+        event = TaskProgress(
+            task_id=task.id, state=state, attempt=attempt, agent_id=agent_id, error=error
+        )
+        with contextlib.suppress(ServiceError):
+            await self.bus.publish(
+                subjects.task_progress(task.id), event, template=subjects.TEMPLATES["progress"]
+            )
 
     def agent_gone(self, agent_id: str) -> None:
         """Forget an agent: drop its breaker (and its metric) and end the attempts waiting on it."""
@@ -83,6 +109,13 @@ class Attempts:
     async def run(self, task: Task, raw: dict[str, Any], queued_at: float) -> Outcome:
         """One attempt of `task` (`raw` is its decoded body, `queued_at` when its message was
         stored): a final result, a retry, or a deferral that frees the slot."""
+        if tracing.switch.on:
+            # The consumer span: which task, and its real subject (validated against it).
+            tracing.annotate(
+                task_id=task.id,
+                capability=task.capability,
+                destination=subjects.task_submit(task.capability),
+            )
         deferred = defer_for(task, time.time())
         if deferred is not None:
             return deferred
@@ -90,6 +123,7 @@ class Attempts:
             await _sleep_until(task.not_before, task.deadline)
         tried = set(task.tried_agents)
         rejected: set[str] = set()
+        told_waiting = False
         while True:
             now = time.time()
             if task.deadline is not None and now >= task.deadline:
@@ -116,6 +150,9 @@ class Attempts:
                 if task.deadline is not None:
                     budget = min(budget, task.deadline - time.time())
                 rejected.clear()
+                if not told_waiting and not self.view.has_capability(task.capability):
+                    told_waiting = True
+                    await self.progress(task, "waiting", task.attempt + 1)
                 self.waiting += 1
                 try:
                     await self.view.wait_for_change(budget)
@@ -129,6 +166,9 @@ class Attempts:
                 rejected.add(agent.agent_id)
                 continue
             attempt = task.attempt + 1
+            if tracing.switch.on:
+                tracing.annotate(attempt=attempt, agent_id=agent.agent_id)
+            await self.progress(task, "running", attempt, agent.agent_id)
             dispatched = time.time()
             started = time.perf_counter()
             try:
@@ -184,18 +224,25 @@ class Attempts:
         assert current is not None
         pending = self.dispatches.setdefault(agent_id, set())
         pending.add(current)
+        self._running_on[task.id] = agent_id
         self.view.acquire(agent_id)
         started = time.perf_counter()
         timeout = attempt_timeout(task, time.time())
         try:
-            if tracing.switch.on or not self.settings.dispatch_batching:
-                # Traced attempts travel alone, each with its own trace context in its headers.
+            if not self.settings.dispatch_batching or tracing.sampled():
+                # Sampled attempts travel alone, each with its own trace context in its headers;
+                # unsampled ones batch, and the worker runs them untraced.
                 return await self.bus.request(
                     subjects.agent_run(agent_id),
                     body,
                     RunReply,
                     timeout=timeout,
                     template=subjects.TEMPLATES["run"],
+                    span_attributes=tracing.task_attributes(
+                        task.id, task.capability, attempt, agent_id
+                    )
+                    if tracing.switch.on
+                    else None,
                 )
             try:
                 return await asyncio.wait_for(self.batches.submit(agent_id, body), timeout)
@@ -216,6 +263,7 @@ class Attempts:
                 retryable=True,
             ) from None
         finally:
+            self._running_on.pop(task.id, None)
             pending.discard(current)
             if not pending and self.dispatches.get(agent_id) is pending:
                 del self.dispatches[agent_id]

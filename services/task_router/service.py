@@ -25,6 +25,8 @@ from swarmhub.runtime import Service
 from swarmhub.schemas import (
     TOKEN_PATTERN,
     AgentRecord,
+    CancelReply,
+    CancelRequest,
     ErrorInfo,
     ResultStatus,
     StatusReply,
@@ -34,12 +36,14 @@ from swarmhub.schemas import (
 )
 from task_router.attempts import Attempts
 from task_router.backlog import backlog_loop
+from task_router.cancels import Cancels
 from task_router.decisions import Defer, Final, Retry, make_result
 from task_router.intake import Intake
 from task_router.registry import AgentView
 from task_router.results import DeadLetters, ResultStore, count_capabilities
 
 _TOKEN = re.compile(TOKEN_PATTERN)
+CLOCK_SLACK = 5.0
 
 
 class TaskRouter(Service):
@@ -54,6 +58,11 @@ class TaskRouter(Service):
         self.view = AgentView()
         self.latencies: collections.deque[float] = collections.deque(maxlen=2000)
         self.add_endpoint("status", subjects.TASK_STATUS, StatusRequest, self.status)
+        self.add_endpoint("cancel", subjects.TASK_CANCEL, CancelRequest, self.cancel)
+        self.cancels = Cancels()
+        # Tasks created before this router started may have been cancelled before it listened:
+        # those are looked up in the result store first (the slack covers clock differences).
+        self.listening_since = time.time() - CLOCK_SLACK
 
     # -- setup ------------------------------------------------------------------------------
 
@@ -68,6 +77,7 @@ class TaskRouter(Service):
         self.results = ResultStore(self.bus, await js.key_value(subjects.RESULTS_BUCKET))
         self.dead = DeadLetters(self.bus, self.log)
         count_capabilities([metrics.OTHER])
+        await self.bus.nc.subscribe(subjects.TASK_CANCELLED_ALL, cb=self._on_cancelled)
         agents = await js.key_value(subjects.AGENTS_BUCKET)
         self.spawn_loop(self._watch_registry(agents), "registry-watch")
         info = await self._bind_consumer()
@@ -189,7 +199,12 @@ class TaskRouter(Service):
         """Decode once, run the attempt, record the outcome, then ack."""
         header_id = (msg.headers or {}).get(HDR_MSG_ID)
         with tracing.process_span(
-            subjects.TEMPLATES["submit"], msg.headers, SpanKind.CONSUMER, header_id, len(msg.data)
+            subjects.TEMPLATES["submit"],
+            msg.headers,
+            SpanKind.CONSUMER,
+            header_id,
+            len(msg.data),
+            msg.subject,
         ):
             await self._process_traced(msg, header_id)
 
@@ -202,8 +217,11 @@ class TaskRouter(Service):
             task_id = header_id if header_id and _TOKEN.match(header_id) else None
             await self._reject(msg, task_id, capability, exc)
             return
-        if meta.num_delivered > 1 and await self.results.exists(task.id):
-            await msg.ack()
+        if task.id in self.cancels or (
+            (meta.num_delivered > 1 or task.created_at < self.listening_since)
+            and await self.results.exists(task.id)
+        ):
+            await msg.ack()  # finished or cancelled already
             return
         if meta.num_delivered >= self.settings.max_deliver:
             error = ErrorInfo(
@@ -216,7 +234,14 @@ class TaskRouter(Service):
             )
             return
         queued_at = meta.timestamp.timestamp() if meta.timestamp else time.time()
-        outcome = await self.attempts.run(task, raw, queued_at)
+        try:
+            with self.cancels.hold(task.id):
+                outcome = await self.attempts.run(task, raw, queued_at)
+        except asyncio.CancelledError:
+            if not self.cancels.stopped():
+                raise
+            await msg.ack()  # cancelled while held: its `cancelled` result is already stored
+            return
         if isinstance(outcome, Defer):
             await msg.nak(delay=outcome.delay)
             return
@@ -245,6 +270,9 @@ class TaskRouter(Service):
                 )
             else:
                 metrics.TASK_RETRIES.labels(metrics.capabilities(task.capability)).inc()
+                await self.attempts.progress(
+                    task, "retrying", task.attempt + 1, error=outcome.task.last_error
+                )
                 await msg.ack()
                 return
         if outcome.dead_letter and outcome.result.error is not None:
@@ -297,6 +325,37 @@ class TaskRouter(Service):
         await msg.ack()
 
     # -- endpoints --------------------------------------------------------------------------
+
+    async def cancel(self, req: CancelRequest) -> CancelReply:
+        """Cancel a task: store its `cancelled` result unless it has one, then tell every router.
+
+        The id is taken even if no task with it was submitted yet: one submitted later never runs.
+        """
+        error = ErrorInfo(code=ErrorCode.CANCELLED, message="Cancelled by request.")
+        result = TaskResult(task_id=req.task_id, status=ResultStatus.CANCELLED, error=error)
+        if not await self.results.record(result):
+            stored = await self.results.get(req.task_id)
+            return CancelReply(task_id=req.task_id, state="finished", result=stored or result)
+        await self.bus.publish(
+            subjects.task_cancelled(req.task_id), b"", template=subjects.TEMPLATES["cancelled"]
+        )
+        return CancelReply(task_id=req.task_id, state="cancelled", result=result)
+
+    async def _on_cancelled(self, msg: Msg) -> None:
+        """A task was cancelled: never start it; stop it (and its agent's attempt) if held here."""
+        task_id = msg.subject.rsplit(".", 1)[-1]
+        held = self.cancels.add(task_id)
+        if held is None:
+            return
+        agent_id = self.attempts.agent_of(task_id)
+        if agent_id is not None:
+            with contextlib.suppress(ServiceError):
+                await self.bus.publish(
+                    subjects.agent_cancel(agent_id),
+                    CancelRequest(task_id=task_id),
+                    template=subjects.TEMPLATES["agent_cancel"],
+                )
+        held.cancel()
 
     async def status(self, req: StatusRequest) -> StatusReply:
         """The stored result of a task, if it has one."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from pathlib import Path
 
 from pydantic import BaseModel
 
@@ -64,6 +65,20 @@ def refuse(payload: dict[str, object]) -> None:
 def odd(payload: dict[str, object]) -> set[int]:
     """Returns a value msgpack cannot carry."""
     return {1, 2}
+
+
+@app.capability()
+def touch(payload: dict[str, object]) -> dict[str, str]:
+    """Creates the file `path`: a side effect a test can look for."""
+    path = Path(str(payload["path"]))
+    path.touch()
+    return {"touched": str(path)}
+
+
+@app.capability()
+async def hang(payload: dict[str, object]) -> None:
+    """Waits a minute: stopped only by a cancel (or its timeout)."""
+    await asyncio.sleep(60)
 
 
 not_an_app = {"capabilities": []}

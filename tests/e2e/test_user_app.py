@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,8 +16,9 @@ import pytest
 
 from swarmhub import NoAgent, SwarmClient, TaskFailed, TaskTimeout
 from swarmhub.embedded import ClusterConfig, LocalCluster, free_port, stop_process
-from swarmhub.schemas import ResultStatus
+from swarmhub.schemas import ErrorCode, ResultStatus, Task, TaskProgress
 from swarmhub.sync import connect
+from tests.apps import sample
 from tests.conftest import REPO, wait_for_agents, wait_until
 
 APP = "tests.apps.sample"
@@ -66,16 +68,24 @@ def swarmhub(
 
 def start_worker(cluster: LocalCluster, env: dict[str, str]) -> subprocess.Popen[str]:
     """`swarmhub worker` for the app, as a user starts it next to a local cluster."""
+    logs = cluster.config.data_dir / "logs"
+    log = (logs / f"swarmhub-worker-{len(list(logs.glob('swarmhub-worker-*')))}.log").open("w")
     return subprocess.Popen(
         [
             *(sys.executable, "-m", "swarmhub", "worker", APP, "--app-dir", str(REPO)),
             *("--url", cluster.server_url, "--concurrency", "2"),
         ],
         env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
         text=True,
     )
+
+
+def worker_logs(cluster: LocalCluster) -> str:
+    """The last lines each `swarmhub worker` wrote, for failure messages."""
+    logs = sorted((cluster.config.data_dir / "logs").glob("swarmhub-worker-*.log"))
+    return "\n".join(f"{p.name}: {p.read_text()[-1500:]}" for p in logs)
 
 
 @pytest.fixture(scope="module")
@@ -95,10 +105,7 @@ async def test_both_workers_offer_the_apps_capabilities(
     async with SwarmClient.connect(cluster.url) as client:
         agents = await client.agents()
     assert len(agents) == 2
-    assert all(
-        set(a.capabilities) == {"upper", "greet", "flaky", "slow", "blocking", "refuse", "odd"}
-        for a in agents
-    )
+    assert all(set(a.capabilities) == set(sample.app.names()) for a in agents)
     slot = next(u for u in cluster.credentials.users if u.role == "agent")  # type: ignore[union-attr]
     assert slot.agent_id in {a.agent_id for a in agents}, "swarmhub worker runs as its slot"
 
@@ -175,11 +182,58 @@ def test_the_cli_submits_to_the_app_and_warns_of_missing_agents(
     )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["output"]["text"] == "CLI"
+    assert f"{json.loads(done.stdout)['task_id']} running on agent-" in done.stderr
     failed = swarmhub("submit", "refuse", "--wait", "--url", cluster.server_url, env=env)
     assert failed.returncode == 1 and "refused: this input can never work" in failed.stdout
     nobody = swarmhub("submit", "echo", "--wait", "--url", cluster.server_url, env=env)
     assert "no live agent offers 'echo'" in nobody.stderr
     assert nobody.returncode == 1 and "no_agent" in nobody.stdout
+
+
+async def test_a_cancelled_queued_task_never_runs(
+    cluster: LocalCluster, worker: object, tmp_path: Path
+) -> None:
+    cancelled, kept = tmp_path / "cancelled", tmp_path / "kept"
+    async with SwarmClient.connect(cluster.url) as client:
+        soon = time.time() + 2
+        doomed = await client.submit("touch", {"path": str(cancelled)}, not_before=soon)
+        reply = await client.cancel(doomed.id)
+        assert reply.state == "cancelled"
+        assert reply.result.status is ResultStatus.CANCELLED
+        # A task scheduled after it runs; once it has, the cancelled one would have too.
+        await client.run("touch", {"path": str(kept)}, timeout=30, not_before=soon + 0.5)
+        stored = await client.result(doomed.id)
+        again = await client.cancel(doomed.id)
+    assert kept.exists() and not cancelled.exists()
+    assert stored is not None and stored.status is ResultStatus.CANCELLED
+    assert again.state == "finished"
+
+
+async def test_a_running_task_is_cancelled_on_its_agent(
+    cluster: LocalCluster, worker: object
+) -> None:
+    running = asyncio.Event()
+    steps: list[str] = []
+
+    def on_progress(event: TaskProgress) -> None:
+        steps.append(event.state)
+        if event.state == "running":
+            running.set()
+
+    async with SwarmClient.connect(cluster.url) as client:
+        task = Task(capability="hang", attempt_timeout=120)
+        waiting = asyncio.create_task(client.run(task, timeout=60, on_progress=on_progress))
+        await asyncio.wait_for(running.wait(), timeout=30)
+        assert (await client.cancel(task.id)).state == "cancelled"
+        with pytest.raises(TaskFailed) as failed:
+            await waiting
+        assert failed.value.code is ErrorCode.CANCELLED and steps[0] == "running"
+
+        async def idle() -> bool:
+            return all(a.in_flight == 0 for a in await client.agents())
+
+        # The agent stopped the attempt (it would hold its slot for a minute otherwise).
+        await wait_until(idle, 20, "the cancelled attempt to leave its agent")
 
 
 def test_cli_errors_are_one_line_with_documented_exit_codes(
@@ -194,6 +248,9 @@ def test_cli_errors_are_one_line_with_documented_exit_codes(
     assert not_nats.returncode == 2 and "is not a NATS server URL" in not_nats.stderr
     no_app = swarmhub("worker", "nosuchmodule", "--app-dir", str(tmp_path), env=env)
     assert no_app.returncode == 2 and "No module named 'nosuchmodule'" in no_app.stderr
+    busy = swarmhub("up", "--port", str(cluster.nats.port), "--data-dir", str(tmp_path), env=env)
+    assert busy.returncode == 2 and "already in use" in busy.stderr
+    assert "Traceback" not in busy.stderr
     help_text = swarmhub("--version", env=env)
     assert help_text.returncode == 0 and help_text.stdout.startswith("swarmhub ")
     service_help = subprocess.run(
@@ -224,6 +281,10 @@ def test_a_worker_stopped_by_pid_leaves_and_frees_its_slot(
     # Its slot is free again: a new worker claims it.
     again = start_worker(cluster, env)
     try:
-        asyncio.run(wait_for_agents(cluster.url, 2, timeout=60))
+        try:
+            asyncio.run(wait_for_agents(cluster.url, 2, timeout=120))
+        except BaseException:
+            print(worker_logs(cluster))  # shown by pytest when the test fails
+            raise
     finally:
         stop_process(again, timeout=30)

@@ -99,7 +99,13 @@ def _denied_everywhere(me: User) -> list[tuple[str, str]]:
     if me.role != "cache":
         cells += [("pub", subjects.cache_inval("memo")), ("sub", subjects.CACHE_SET)]
     if me.role != "worker":
-        cells += [("sub", subjects.CACHE_INVAL_ALL)]
+        cells += [("sub", subjects.CACHE_INVAL_ALL), ("pub", subjects.CACHE_MEMO_SET)]
+    if me.role != "router":
+        cells += [
+            ("pub", subjects.agent_cancel(agent)),
+            ("pub", subjects.task_cancelled("someone-elses")),
+            ("sub", subjects.TASK_CANCEL),
+        ]
     if me.role != "operator":
         cells += [
             ("pub", f"{API}.STREAM.MSG.DELETE.{subjects.DEAD_STREAM}"),

@@ -16,11 +16,12 @@ from swarmhub import codec, subjects
 from swarmhub.bus import HDR_MSG_ID
 from swarmhub.client import SwarmClient
 from swarmhub.embedded import LocalCluster
-from swarmhub.errors import ErrorCode, ServiceError
+from swarmhub.errors import ErrorCode, Rejected, ServiceError
 from swarmhub.schemas import (
     Ack,
     AgentRegistration,
     CacheInvalidation,
+    CacheSet,
     DeadLetter,
     LeaveRequest,
     RegisterReply,
@@ -317,3 +318,15 @@ async def test_an_agent_cannot_register_or_leave_as_another(client: SwarmClient)
             subjects.swarm_leave("agent-mallory"), LeaveRequest(agent_id="agent-victim"), Ack
         )
     assert "agent-victim" not in {a.agent_id for a in await client.agents()}
+
+
+async def test_clients_cannot_write_or_delete_memoized_outputs(client: SwarmClient) -> None:
+    # A forged memo entry would come back to a victim as if its capability had returned it.
+    with pytest.raises(Rejected, match="only by agent-workers"):
+        await client.cache_set("forged-key", {"digest": "evil"}, namespace="memo")
+    with pytest.raises(Rejected, match="only by agent-workers"):
+        await client.cache_delete("any-key", namespace="memo")
+    with pytest.raises(Rejected, match="writes only the 'memo' namespace"):
+        await client.bus.request(
+            subjects.CACHE_MEMO_SET, CacheSet(namespace="default", key="k", value=1), Ack
+        )

@@ -50,7 +50,7 @@ def test_options_are_kept_per_capability() -> None:
     assert flaky is not None and flaky.max_attempts == 1 and not flaky.memoize
     assert slow is not None and slow.timeout == 0.3
     assert sample.app.names() == sorted(
-        ["upper", "greet", "flaky", "slow", "blocking", "refuse", "odd"]
+        ["upper", "greet", "flaky", "slow", "blocking", "refuse", "odd", "touch", "hang"]
     )
 
 

@@ -1,0 +1,56 @@
+"""Cancelled task ids a router has heard of, and the tasks it holds, so a cancel can stop one."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import OrderedDict
+from collections.abc import Iterator
+
+REMEMBERED = 100_000
+"""Cancelled ids kept in memory; older ones are found through their stored result instead."""
+
+
+class Cancels:
+    """Recently cancelled task ids, and the asyncio task processing each held task."""
+
+    def __init__(self, limit: int = REMEMBERED) -> None:
+        self.limit = limit
+        self._ids: OrderedDict[str, None] = OrderedDict()
+        self._holding: dict[str, asyncio.Task[object]] = {}
+        self._stopping: set[asyncio.Task[object]] = set()
+
+    def __contains__(self, task_id: str) -> bool:
+        return task_id in self._ids
+
+    def add(self, task_id: str) -> asyncio.Task[object] | None:
+        """Remember a cancelled id; the held task processing it, marked to be stopped, if any."""
+        self._ids[task_id] = None
+        self._ids.move_to_end(task_id)
+        while len(self._ids) > self.limit:
+            self._ids.popitem(last=False)
+        held = self._holding.get(task_id)
+        if held is not None:
+            self._stopping.add(held)
+        return held
+
+    @contextlib.contextmanager
+    def hold(self, task_id: str) -> Iterator[None]:
+        """Mark the current asyncio task as the one processing `task_id` while inside."""
+        current = asyncio.current_task()
+        assert current is not None
+        self._holding[task_id] = current
+        try:
+            yield
+        finally:
+            if self._holding.get(task_id) is current:
+                del self._holding[task_id]
+
+    def stopped(self) -> bool:
+        """Whether the current task was cancelled by `add` (then it may carry on as usual)."""
+        current = asyncio.current_task()
+        if current not in self._stopping:
+            return False
+        self._stopping.discard(current)  # type: ignore[arg-type]
+        current.uncancel()  # type: ignore[union-attr]
+        return True
