@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import platform
 from collections.abc import Iterable
+from typing import Any, TypeVar
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, Info
 from prometheus_client.metrics import MetricWrapperBase
@@ -174,3 +175,16 @@ class CapabilityLabels:
 
 capabilities = CapabilityLabels()
 """This process's capability label values (a router admits what agents register)."""
+
+_Metric = TypeVar("_Metric", bound=MetricWrapperBase)
+_children: dict[tuple[int, tuple[str, ...]], Any] = {}
+
+
+def child(metric: _Metric, *values: str) -> _Metric:
+    """`metric.labels(*values)`, looked up once: a per-task path saves the lock and the dict
+    that prometheus-client's own lookup takes (bounded, as label values are)."""
+    key = (id(metric), values)
+    found = _children.get(key)
+    if found is None:
+        found = _children[key] = metric.labels(*values)
+    return found  # type: ignore[no-any-return]

@@ -244,7 +244,7 @@ class AgentWorker(Service):
                 del self._running[task.id]
             self.in_flight -= 1
             metrics.WORKER_IN_FLIGHT.dec()
-            metrics.WORKER_TASKS.labels(task.capability, status).inc()
+            metrics.child(metrics.WORKER_TASKS, task.capability, status).inc()
             if status == "succeeded":
                 self.completed += 1
             else:

@@ -52,7 +52,7 @@ class CacheService(Service):
     async def get(self, req: CacheKey) -> CacheGetReply:
         """Look one key up."""
         hit, value = self.store.get(req.namespace, req.key)
-        metrics.CACHE_REQUESTS.labels("get", "hit" if hit else "miss").inc()
+        metrics.child(metrics.CACHE_REQUESTS, "get", "hit" if hit else "miss").inc()
         self._gauges()
         return CacheGetReply(hit=hit, value=value)
 
@@ -78,7 +78,7 @@ class CacheService(Service):
             metrics.CACHE_REQUESTS.labels("set", "error").inc()
             raise ServiceError(ErrorCode.TOO_LARGE, str(exc)) from None
         metrics.CACHE_EVICTIONS.inc(self.store.counters.evictions - evictions)
-        metrics.CACHE_REQUESTS.labels("set", "ok").inc()
+        metrics.child(metrics.CACHE_REQUESTS, "set", "ok").inc()
         self._gauges()
         await self._invalidate(req.namespace, req.key)
         return Ack()

@@ -82,8 +82,6 @@ class Attempts:
         error: ErrorInfo | None = None,
     ) -> None:
         """Tell whoever follows a task (it asked, with Task.progress) where it is; best effort."""
-        if not task.progress:
-            return
         event = TaskProgress(
             task_id=task.id, state=state, attempt=attempt, agent_id=agent_id, error=error
         )
@@ -150,7 +148,11 @@ class Attempts:
                 if task.deadline is not None:
                     budget = min(budget, task.deadline - time.time())
                 rejected.clear()
-                if not told_waiting and not self.view.has_capability(task.capability):
+                if (
+                    task.progress
+                    and not told_waiting
+                    and not self.view.has_capability(task.capability)
+                ):
                     told_waiting = True
                     await self.progress(task, "waiting", task.attempt + 1)
                 self.waiting += 1
@@ -168,7 +170,8 @@ class Attempts:
             attempt = task.attempt + 1
             if tracing.switch.on:
                 tracing.annotate(attempt=attempt, agent_id=agent.agent_id)
-            await self.progress(task, "running", attempt, agent.agent_id)
+            if task.progress:
+                await self.progress(task, "running", attempt, agent.agent_id)
             dispatched = time.time()
             started = time.perf_counter()
             try:
@@ -269,7 +272,8 @@ class Attempts:
                 del self.dispatches[agent_id]
             self.view.release(agent_id)
             elapsed = time.perf_counter() - started
-            metrics.DISPATCH_DURATION.labels(metrics.capabilities(task.capability)).observe(elapsed)
+            capability = metrics.capabilities(task.capability)
+            metrics.child(metrics.DISPATCH_DURATION, capability).observe(elapsed)
 
 
 async def _sleep_until(when: float, deadline: float | None) -> None:

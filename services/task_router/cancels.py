@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections import OrderedDict
-from collections.abc import Iterator
 
 REMEMBERED = 100_000
 """Cancelled ids kept in memory; older ones are found through their stored result instead."""
@@ -34,23 +32,22 @@ class Cancels:
             self._stopping.add(held)
         return held
 
-    @contextlib.contextmanager
-    def hold(self, task_id: str) -> Iterator[None]:
-        """Mark the current asyncio task as the one processing `task_id` while inside."""
+    def hold(self, task_id: str) -> asyncio.Task[object]:
+        """Mark the current asyncio task as the one processing `task_id` (until `release`)."""
         current = asyncio.current_task()
         assert current is not None
         self._holding[task_id] = current
-        try:
-            yield
-        finally:
-            if self._holding.get(task_id) is current:
-                del self._holding[task_id]
+        return current
 
-    def stopped(self) -> bool:
-        """Whether the current task was cancelled by `add` (then it may carry on as usual)."""
-        current = asyncio.current_task()
-        if current not in self._stopping:
+    def release(self, task_id: str, holder: asyncio.Task[object]) -> None:
+        """`holder` is done with `task_id`."""
+        if self._holding.get(task_id) is holder:
+            del self._holding[task_id]
+
+    def stopped(self, holder: asyncio.Task[object]) -> bool:
+        """Whether `holder` was cancelled by `add` (then it may carry on as usual)."""
+        if holder not in self._stopping:
             return False
-        self._stopping.discard(current)  # type: ignore[arg-type]
-        current.uncancel()  # type: ignore[union-attr]
+        self._stopping.discard(holder)
+        holder.uncancel()
         return True

@@ -75,8 +75,8 @@ class ResultStore:
         status = result.status.value
         self.by_status[status] = self.by_status.get(status, 0) + 1
         capability = metrics.capabilities(result.capability)
-        metrics.TASKS_COMPLETED.labels(capability, status, fault_of(result)).inc()
-        metrics.TASK_DURATION.labels(capability).observe(result.timings.total_ms / 1000)
+        metrics.child(metrics.TASKS_COMPLETED, capability, status, fault_of(result)).inc()
+        metrics.child(metrics.TASK_DURATION, capability).observe(result.timings.total_ms / 1000)
         return True
 
     async def _create(self, task_id: str, data: bytes) -> bool:

@@ -234,14 +234,16 @@ class TaskRouter(Service):
             )
             return
         queued_at = meta.timestamp.timestamp() if meta.timestamp else time.time()
+        current = self.cancels.hold(task.id)
         try:
-            with self.cancels.hold(task.id):
-                outcome = await self.attempts.run(task, raw, queued_at)
+            outcome = await self.attempts.run(task, raw, queued_at)
         except asyncio.CancelledError:
-            if not self.cancels.stopped():
+            if not self.cancels.stopped(current):
                 raise
             await msg.ack()  # cancelled while held: its `cancelled` result is already stored
             return
+        finally:
+            self.cancels.release(task.id, current)
         if isinstance(outcome, Defer):
             await msg.nak(delay=outcome.delay)
             return
@@ -270,9 +272,10 @@ class TaskRouter(Service):
                 )
             else:
                 metrics.TASK_RETRIES.labels(metrics.capabilities(task.capability)).inc()
-                await self.attempts.progress(
-                    task, "retrying", task.attempt + 1, error=outcome.task.last_error
-                )
+                if task.progress:
+                    await self.attempts.progress(
+                        task, "retrying", task.attempt + 1, error=outcome.task.last_error
+                    )
                 await msg.ack()
                 return
         if outcome.dead_letter and outcome.result.error is not None:
