@@ -44,8 +44,9 @@ def prometheus_config(targets_dir: Path, rules: list[Path], interval: float = 5.
 class LocalPrometheus:
     """A Prometheus server process on loopback, stopped by its PID."""
 
-    def __init__(self, data_dir: Path, targets_dir: Path, port: int) -> None:
+    def __init__(self, data_dir: Path, targets_dir: Path, port: int, interval: float = 5.0) -> None:
         self.data_dir = data_dir
+        self.interval = interval
         self.targets_dir = targets_dir
         self.port = port
         self.proc: subprocess.Popen[bytes] | None = None
@@ -65,7 +66,7 @@ class LocalPrometheus:
             )
         self.data_dir.mkdir(parents=True, exist_ok=True)
         config = self.data_dir / "prometheus.yml"
-        config.write_text(prometheus_config(self.targets_dir, self.rules))
+        config.write_text(prometheus_config(self.targets_dir, self.rules, self.interval))
         log = (self.data_dir / "prometheus.log").open("wb")
         self.proc = subprocess.Popen(
             [
