@@ -214,6 +214,16 @@ def unsampled() -> contextlib.AbstractContextManager[Span]:
     return trace.use_span(_UNSAMPLED, end_on_exit=False)
 
 
+def exemplar() -> dict[str, str] | None:
+    """A Prometheus exemplar pointing at the current trace, when it is sampled (else None)."""
+    if not switch.on:
+        return None
+    context = trace.get_current_span().get_span_context()
+    if not context.trace_flags.sampled:
+        return None
+    return {"trace_id": format(context.trace_id, "032x")}
+
+
 def sampled() -> bool:
     """Whether the current span records (tracing on and this trace sampled)."""
     return switch.on and trace.get_current_span().is_recording()

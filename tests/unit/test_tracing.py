@@ -240,3 +240,19 @@ def test_an_unsampled_sender_makes_no_spans_but_its_decision_travels_on(
     assert spans.get_finished_spans() == ()
     assert outgoing["traceparent"].split("-")[1] == trace_id
     assert outgoing["traceparent"].endswith("-00")
+
+
+def test_latency_exemplars_point_at_sampled_traces(spans: InMemorySpanExporter) -> None:
+    from prometheus_client import CollectorRegistry, Histogram
+    from prometheus_client.openmetrics.exposition import generate_latest
+
+    registry = CollectorRegistry()
+    latency = Histogram("latency_seconds", "x", registry=registry)
+    with trace.get_tracer("test").start_as_current_span("task") as span:
+        latency.observe(0.003, tracing.exemplar())
+        trace_id = format(span.get_span_context().trace_id, "032x")
+    assert f'# {{trace_id="{trace_id}"}} 0.003' in generate_latest(registry).decode()
+
+
+def test_no_exemplar_without_a_sampled_span() -> None:
+    assert tracing.exemplar() is None
