@@ -27,11 +27,14 @@ def task_stream_config(replicas: int = 1, storage: StorageSettings | None = None
     """Work-queue stream of submitted tasks, deduplicated by Nats-Msg-Id.
 
     When full it refuses new submissions (the client gets an error), never drops a stored task.
+    It captures exactly the subjects of the priority lanes, each consumed by its own durable
+    consumer, so a task on any other submit subject is refused at publish instead of being
+    stored where no consumer would ever see it.
     """
     storage = storage or StorageSettings()
     return StreamConfig(
         name=subjects.TASK_STREAM,
-        subjects=[subjects.TASK_SUBMIT_ALL],
+        subjects=[subjects.lane_filter(lane) for lane in subjects.LANES],
         retention=RetentionPolicy.WORK_QUEUE,
         storage=StorageType.FILE,
         duplicate_window=DUPLICATE_WINDOW_S,

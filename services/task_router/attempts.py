@@ -33,6 +33,7 @@ from task_router.decisions import (
     make_result,
     no_agent_result,
 )
+from task_router.lanes import RANKS
 from task_router.registry import AgentView
 
 
@@ -104,16 +105,24 @@ class Attempts:
             self.breakers.get(agent_id).state is not CircuitState.OPEN
         )
 
-    async def run(self, task: Task, raw: dict[str, Any], queued_at: float) -> Outcome:
+    async def run(
+        self,
+        task: Task,
+        raw: dict[str, Any],
+        queued_at: float,
+        lane: str = subjects.DEFAULT_LANE,
+    ) -> Outcome:
         """One attempt of `task` (`raw` is its decoded body, `queued_at` when its message was
-        stored): a final result, a retry, or a deferral that frees the slot."""
+        stored, `lane` the priority lane it came from): a final result, a retry, or a deferral
+        that frees the slot."""
         if tracing.switch.on:
             # The consumer span: which task, and its real subject (validated against it).
             tracing.annotate(
                 task_id=task.id,
                 capability=task.capability,
-                destination=subjects.task_submit(task.capability),
+                destination=subjects.task_submit(task.capability, lane),
             )
+        rank = RANKS[lane]
         deferred = defer_for(task, time.time())
         if deferred is not None:
             return deferred
@@ -130,13 +139,16 @@ class Attempts:
                     task, ResultStatus.TIMED_OUT, now, error=error, attempts=task.attempt
                 )
                 return Final(result, dead_letter=True)
-            agent = self.view.pick(
-                task.capability, tried, task.affinity, allowed=self._breaker_allows
-            )
+            if task.agent is None:
+                agent = self.view.pick(
+                    task.capability, tried, task.affinity, allowed=self._breaker_allows
+                )
+            else:  # pinned (a swarm job's ensemble member): that agent or none
+                agent = self.view.pinned(task.agent, task.capability, self._breaker_allows)
             if agent is not None and agent.agent_id in rejected:
                 agent = None
             if agent is None:
-                if not self.view.has_capability(task.capability):
+                if not self.view.has_capability(task.capability, task.agent):
                     now = time.time()
                     if now - queued_at >= self.settings.no_agent_wait:
                         return no_agent_result(task, self.settings.no_agent_wait, now)
@@ -157,7 +169,7 @@ class Attempts:
                     await self.progress(task, "waiting", task.attempt + 1)
                 self.waiting += 1
                 try:
-                    await self.view.wait_for_change(budget)
+                    await self.view.wait_for_change(budget, rank)
                 finally:
                     self.waiting -= 1
                 continue

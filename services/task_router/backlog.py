@@ -32,16 +32,17 @@ def oldest_age(state: dict[str, Any], now: float) -> float:
 
 
 async def read_backlog(bus: Bus) -> tuple[int, int, float]:
-    """Tasks never delivered, delivered but unfinished, and the oldest task's age in seconds."""
+    """Tasks never delivered, delivered but unfinished (over every lane), and the oldest task's
+    age in seconds."""
     js: JetStreamContext = bus.js
-    consumer = await js.consumer_info(subjects.TASK_STREAM, subjects.ROUTER_CONSUMER)
+    pending = ack_pending = 0
+    for lane in subjects.LANES:
+        consumer = await js.consumer_info(subjects.TASK_STREAM, subjects.lane_consumer(lane))
+        pending += consumer.num_pending or 0
+        ack_pending += consumer.num_ack_pending or 0
     reply = await bus.nc.request(subjects.stream_info(subjects.TASK_STREAM), b"", timeout=2.0)
     state = json.loads(reply.data).get("state", {})
-    return (
-        consumer.num_pending or 0,
-        consumer.num_ack_pending or 0,
-        oldest_age(state, time.time()),
-    )
+    return pending, ack_pending, oldest_age(state, time.time())
 
 
 async def backlog_loop(bus: Bus, log: Any) -> None:

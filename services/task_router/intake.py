@@ -1,8 +1,9 @@
-"""Intake: a continuous pull from the shared durable consumer, bounded by free slots; ack or nak.
+"""Intake: a continuous pull from the lanes' shared durable consumers, bounded by free slots.
 
 nats-py's `fetch()` starts two asyncio Tasks and a uuid4 for every message it returns and hands
-nothing out until its batch ends. Intake instead keeps pull requests outstanding for every free
-slot on one inbox subscription, so a task is handed to its handler the moment it arrives.
+nothing out until its batch ends. Intake instead keeps pull requests outstanding for the free
+slots, one inbox subscription per priority lane, so a task is handed to its handler the moment
+it arrives; `lanes.LanePlanner` decides how many each lane is asked for.
 """
 
 from __future__ import annotations
@@ -10,9 +11,10 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import functools
 import json
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,13 +23,15 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
 from swarmhub import metrics
+from task_router.lanes import ACTIVE_FOR, WEIGHTS, LanePlanner, LaneState
 
 PULL_BATCH = 64
 """Most messages asked for by one pull request."""
 PULL_EXPIRES = 1.0
 """Seconds a pull request waits on the server; bounds how long a stopping router waits."""
 PENDING_MESSAGES = "Nats-Pending-Messages"
-Handler = Callable[[Msg], Coroutine[Any, Any, None]]
+Handler = Callable[[Msg, str], Coroutine[Any, Any, None]]
+"""Runs one delivered task; gets its message and the name of the lane it came from."""
 
 
 @dataclass
@@ -78,22 +82,39 @@ class PullLedger:
         self.outstanding = 0
 
 
+@dataclass
+class _Lane:
+    """One priority lane as this router's intake sees it."""
+
+    name: str
+    next_subject: str
+    deliver: str
+    ledger: PullLedger
+    held: int = 0
+    backlog: int = 0
+    last_delivery: float = float("-inf")
+    sub: Subscription | None = None
+
+
 class Intake:
-    """Keeps up to `slots` tasks held at once and runs `handle` on each as its own task."""
+    """Keeps up to `slots` tasks held at once and runs `handle` on each as its own task.
+
+    `lanes` are (lane name, pull subject of its consumer), most urgent first.
+    """
 
     def __init__(
         self,
         nc: NATS,
-        next_subject: str,
+        lanes: Sequence[tuple[str, str]],
         handle: Handler,
         slots: int,
         ack_wait: float,
         track: Callable[[Coroutine[Any, Any, None]], None],
         stopping: asyncio.Event,
         log: Any,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.nc = nc
-        self.next_subject = next_subject
         self.handle = handle
         self.slots = slots
         self.ack_wait = ack_wait
@@ -101,53 +122,99 @@ class Intake:
         self.stopping = stopping
         self.log = log
         self.held: dict[int, Msg] = {}
-        self.ledger = PullLedger()
-        self.deliver = nc.new_inbox()
+        self.clock = clock
+        self.lanes = [
+            _Lane(name, next_subject, nc.new_inbox(), PullLedger(clock))
+            for name, next_subject in lanes
+        ]
         self._wake = asyncio.Event()
-        self._sub: Subscription | None = None
         self._min_pull = max(1, min(PULL_BATCH, slots // 4))
+        self.planner = LanePlanner(
+            slots, [WEIGHTS[lane.name] for lane in self.lanes], min_pull=self._min_pull
+        )
+
+    @property
+    def outstanding(self) -> int:
+        """Messages asked for on every lane and not yet delivered."""
+        return sum(lane.ledger.outstanding for lane in self.lanes)
 
     async def start(self) -> None:
-        """Subscribe the inbox that pull requests are answered on."""
-        self._sub = await self.nc.subscribe(
-            self.deliver, cb=self._on_msg, pending_msgs_limit=1_000_000
-        )
+        """Subscribe the inboxes that each lane's pull requests are answered on."""
+        for lane in self.lanes:
+            lane.sub = await self.nc.subscribe(
+                lane.deliver,
+                cb=functools.partial(self._on_msg, lane),
+                pending_msgs_limit=1_000_000,
+            )
 
     async def stop(self) -> None:
         """Unsubscribe (after the pull loop has ended)."""
-        if self._sub is not None:
-            with contextlib.suppress(Exception):
-                await self._sub.unsubscribe()
-            self._sub = None
+        for lane in self.lanes:
+            if lane.sub is not None:
+                with contextlib.suppress(Exception):
+                    await lane.sub.unsubscribe()
+                lane.sub = None
 
     def reconnected(self) -> None:
         """Pull requests do not survive a reconnect: ask again for every free slot."""
-        self.ledger.reset()
+        for lane in self.lanes:
+            lane.ledger.reset()
         self._wake.set()
 
+    def states(self) -> list[LaneState]:
+        """Every lane as the planner sees it now (forgetting pulls whose end was never told)."""
+        now = self.clock()
+        states = []
+        for lane in self.lanes:
+            lane.ledger.expire()
+            states.append(
+                LaneState(
+                    held=lane.held,
+                    outstanding=lane.ledger.outstanding,
+                    backlog=lane.backlog,
+                    active=now - lane.last_delivery < ACTIVE_FOR,
+                )
+            )
+        return states
+
+    async def _ask(self, lane: _Lane, batch: int) -> bool:
+        """Send pull requests for `batch` messages of one lane; False when sending failed."""
+        while batch > 0:
+            size = min(batch, PULL_BATCH)
+            request = {"batch": size, "expires": int(PULL_EXPIRES * 1e9)}
+            try:
+                await self.nc.publish(
+                    lane.next_subject, json.dumps(request).encode(), reply=lane.deliver
+                )
+            except Exception as exc:
+                self.log.warning(
+                    "pull_failed", lane=lane.name, reason=f"{type(exc).__name__}: {exc}"
+                )
+                return False
+            lane.ledger.asked(size, PULL_EXPIRES)
+            batch -= size
+        return True
+
     async def pull_loop(self) -> None:
-        """Keep a pull request outstanding for every free slot until stopping, then wind down."""
+        """Keep pull requests outstanding on the lanes as planned until stopping, then wind down."""
         while not self.stopping.is_set():
-            self.ledger.expire()
-            free = self.slots - len(self.held) - self.ledger.outstanding
-            if free >= self._min_pull or (free > 0 and self.ledger.outstanding == 0):
-                batch = min(free, PULL_BATCH)
-                request = {"batch": batch, "expires": int(PULL_EXPIRES * 1e9)}
-                try:
-                    await self.nc.publish(
-                        self.next_subject, json.dumps(request).encode(), reply=self.deliver
-                    )
-                    self.ledger.asked(batch, PULL_EXPIRES)
-                    continue
-                except Exception as exc:
-                    self.log.warning("pull_failed", reason=f"{type(exc).__name__}: {exc}")
+            asked = failed = False
+            for lane, batch in zip(self.lanes, self.planner.plan(self.states()), strict=True):
+                if batch > 0:
+                    if not await self._ask(lane, batch):
+                        failed = True
+                        break
+                    asked = True
+            if asked and not failed:
+                continue
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=PULL_EXPIRES / 2)
         # Outstanding requests end within PULL_EXPIRES; what they still deliver is handed back.
         deadline = time.monotonic() + PULL_EXPIRES + 0.5
-        while self.ledger.outstanding > 0 and time.monotonic() < deadline:
-            self.ledger.expire(grace=0.0)
+        while self.outstanding > 0 and time.monotonic() < deadline:
+            for lane in self.lanes:
+                lane.ledger.expire(grace=0.0)
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=0.1)
@@ -162,29 +229,39 @@ class Intake:
             await asyncio.sleep(interval)
             metrics.ROUTER_IN_FLIGHT.set(len(self.held))
 
-    async def _on_msg(self, msg: Msg) -> None:
+    async def _on_msg(self, lane: _Lane, msg: Msg) -> None:
         status = msg.headers.get("Status") if msg.headers else None
         if status is not None:
             if status in ("408", "409"):
-                # 408: the request expired with messages still unsent; 409: the server dropped
-                # it (leadership change, consumer deleted, limits). Either way it is over.
-                self.ledger.ended()
+                # 408: the request expired with messages still unsent (so the lane ran dry);
+                # 409: the server dropped it (leadership change, consumer deleted, limits).
+                # Either way it is over.
+                lane.ledger.ended()
+                lane.backlog = 0
                 self._wake.set()
             return  # 100 (heartbeat) and others carry nothing to do
-        self.ledger.delivered()
-        if self.stopping.is_set() or len(self.held) >= self.slots:
+        lane.ledger.delivered()
+        meta = msg.metadata
+        lane.backlog = meta.num_pending or 0
+        lane.last_delivery = self.clock()
+        if lane.ledger.outstanding == 0:
+            # The lane used up its pulls (a watching pull was taken, or a backlog filled them):
+            # plan again now, rather than at the next slot freed or tick.
+            self._wake.set()
+        if self.stopping.is_set() or len(self.held) >= self.planner.capacity:
             # Not ours to start now: hand it straight back to be delivered again.
             with contextlib.suppress(Exception):
                 await msg.nak()
             self._wake.set()
             return
-        self.held[msg.metadata.sequence.stream] = msg
-        self.track(self._run(msg))
+        self.held[meta.sequence.stream] = msg
+        lane.held += 1
+        self.track(self._run(lane, msg))
 
-    async def _run(self, msg: Msg) -> None:
+    async def _run(self, lane: _Lane, msg: Msg) -> None:
         seq = msg.metadata.sequence.stream
         try:
-            await self.handle(msg)
+            await self.handle(msg, lane.name)
         except asyncio.CancelledError:
             # Cancelled at the drain deadline: hand it back now rather than after ack_wait.
             with contextlib.suppress(Exception):
@@ -197,5 +274,9 @@ class Intake:
                 await msg.nak(delay=1.0)
         finally:
             self.held.pop(seq, None)
-            if self.slots - len(self.held) - self.ledger.outstanding >= self._min_pull:
+            lane.held -= 1
+            if (
+                self.planner.contended
+                or self.slots - len(self.held) - self.outstanding >= self._min_pull
+            ):
                 self._wake.set()

@@ -8,7 +8,10 @@ import hashlib
 import random
 from collections.abc import Callable
 
+from swarmhub import subjects
 from swarmhub.schemas import AgentRecord
+
+NORMAL_RANK = subjects.LANES.index(subjects.DEFAULT_LANE)
 
 
 class AgentView:
@@ -18,14 +21,18 @@ class AgentView:
         self.agents: dict[str, AgentRecord] = {}
         self.by_capability: dict[str, dict[str, AgentRecord]] = {}
         self.in_flight: dict[str, int] = {}
-        self._changed: asyncio.Future[None] | None = None
+        # One future per priority lane, most urgent first: waking them in that order lets the
+        # waiters of a more urgent lane take a freed agent slot before those of a less urgent one.
+        self._changed: list[asyncio.Future[None] | None] = [None] * len(subjects.LANES)
 
     def _notify(self) -> None:
-        """Wake everyone waiting for an agent or a free slot (free when nobody waits)."""
-        if self._changed is not None:
-            if not self._changed.done():
-                self._changed.set_result(None)
-            self._changed = None
+        """Wake everyone waiting for an agent or a free slot, most urgent lane first."""
+        changed = self._changed
+        for rank, future in enumerate(changed):
+            if future is not None:
+                if not future.done():
+                    future.set_result(None)
+                changed[rank] = None
 
     def upsert(self, record: AgentRecord) -> None:
         """An agent appeared or changed."""
@@ -53,9 +60,21 @@ class AgentView:
                 if not holders:
                     del self.by_capability[capability]
 
-    def has_capability(self, capability: str) -> bool:
-        """Whether any live agent offers `capability` (at any load)."""
-        return capability in self.by_capability
+    def has_capability(self, capability: str, agent_id: str | None = None) -> bool:
+        """Whether any live agent (or the one named) offers `capability`, at any load."""
+        holders = self.by_capability.get(capability)
+        if not holders:
+            return False
+        return agent_id is None or agent_id in holders
+
+    def pinned(
+        self, agent_id: str, capability: str, allowed: Callable[[str], bool] | None = None
+    ) -> AgentRecord | None:
+        """The named agent, if it is live, offers `capability` and has a free slot."""
+        agent = self.by_capability.get(capability, {}).get(agent_id)
+        if agent is None or self.in_flight.get(agent_id, 0) >= agent.capacity:
+            return None
+        return agent if allowed is None or allowed(agent_id) else None
 
     def pick(
         self,
@@ -103,9 +122,13 @@ class AgentView:
             self.in_flight[agent_id] = left
         self._notify()
 
-    async def wait_for_change(self, timeout: float) -> None:
-        """Wait until the registry or a slot changes, or `timeout` passes."""
-        if self._changed is None:
-            self._changed = asyncio.get_running_loop().create_future()
+    async def wait_for_change(self, timeout: float, rank: int = NORMAL_RANK) -> None:
+        """Wait until the registry or a slot changes, or `timeout` passes.
+
+        `rank` is the waiter's lane (0 = critical): more urgent lanes are woken first.
+        """
+        future = self._changed[rank]
+        if future is None:
+            future = self._changed[rank] = asyncio.get_running_loop().create_future()
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(asyncio.shield(self._changed), timeout=max(0.0, timeout))
+            await asyncio.wait_for(asyncio.shield(future), timeout=max(0.0, timeout))

@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import dataclasses
 import re
 import time
 from typing import Any, ClassVar
 
 from nats.aio.msg import Msg
 from nats.js.api import AckPolicy, ConsumerConfig, ConsumerInfo, DeliverPolicy
-from nats.js.errors import NotFoundError
+from nats.js.errors import BadRequestError, NotFoundError
 from nats.js.kv import KeyValue
 from opentelemetry.trace import SpanKind
 
@@ -47,7 +48,7 @@ CLOCK_SLACK = 5.0
 
 
 class TaskRouter(Service):
-    """Consumes HUB_TASKS through a shared durable consumer and records one result per task."""
+    """Consumes HUB_TASKS through the lanes' shared durable consumers; one result per task."""
 
     name: ClassVar[str] = "task-router"
     description: ClassVar[str] = "Routes tasks from the stream to live agents."
@@ -67,7 +68,7 @@ class TaskRouter(Service):
     # -- setup ------------------------------------------------------------------------------
 
     async def setup(self) -> None:
-        """Provision storage, start watching the registry, bind the durable consumer."""
+        """Provision storage, start watching the registry, bind the lanes' durable consumers."""
         js = self.bus.js
         await provision.ensure_all(
             js, results_ttl=self.settings.results_ttl, replicas=self.settings.replicas
@@ -80,13 +81,16 @@ class TaskRouter(Service):
         await self.bus.nc.subscribe(subjects.TASK_CANCELLED_ALL, cb=self._on_cancelled)
         agents = await js.key_value(subjects.AGENTS_BUCKET)
         self.spawn_loop(self._watch_registry(agents), "registry-watch")
-        info = await self._bind_consumer()
-        # The server keeps the ack_wait of whoever created the consumer; keep alive by that.
-        ack_wait = float(info.config.ack_wait or self.settings.ack_wait)
+        infos = await self._bind_consumers()
+        # The server keeps the ack_wait of whoever created a consumer; keep alive by the shortest.
+        ack_wait = min(float(info.config.ack_wait or self.settings.ack_wait) for info in infos)
         self.results.retry_for = max(10.0, ack_wait)
         self.intake = Intake(
             self.bus.nc,
-            subjects.consumer_next(subjects.TASK_STREAM, subjects.ROUTER_CONSUMER),
+            [
+                (lane, subjects.consumer_next(subjects.TASK_STREAM, subjects.lane_consumer(lane)))
+                for lane in subjects.LANES
+            ],
             self._process,
             self.settings.router_concurrency,
             ack_wait,
@@ -100,32 +104,66 @@ class TaskRouter(Service):
         self.spawn_loop(self._sweep_loop(), "sweep")
         self.spawn_loop(backlog_loop(self.bus, self.log), "backlog")
 
-    async def _bind_consumer(self) -> ConsumerInfo:
-        """The shared durable consumer, created on first use with the same config by any router."""
+    async def _bind_consumers(self) -> list[ConsumerInfo]:
+        """Every lane's shared durable consumer, most urgent first.
+
+        The normal lane goes first: its consumer keeps the name of the single consumer that
+        routers before priority lanes shared (filter `hub.task.submit.>`), and narrowing that
+        one in place to the normal lane's subjects is what lets the other lanes' consumers exist
+        beside it (a work queue refuses overlapping filters). Its delivered and unacked messages
+        stay where they are, so nothing is lost or run twice by the change.
+        """
+        order = sorted(subjects.LANES, key=lambda lane: lane != subjects.DEFAULT_LANE)
+        bound = {lane: await self._bind_consumer(lane) for lane in order}
+        return [bound[lane] for lane in subjects.LANES]
+
+    async def _bind_consumer(self, lane: str) -> ConsumerInfo:
+        """One lane's durable consumer, created (or narrowed) on first use by any router."""
         js = self.bus.js
+        name = subjects.lane_consumer(lane)
+        wanted = subjects.lane_filter(lane)
         try:
-            found: ConsumerInfo = await js.consumer_info(
-                subjects.TASK_STREAM, subjects.ROUTER_CONSUMER
-            )
-            return found
+            found: ConsumerInfo = await js.consumer_info(subjects.TASK_STREAM, name)
         except NotFoundError:
-            pass
-        created: ConsumerInfo = await js.add_consumer(
-            subjects.TASK_STREAM,
-            ConsumerConfig(
-                durable_name=subjects.ROUTER_CONSUMER,
-                filter_subject=subjects.TASK_SUBMIT_ALL,
-                ack_policy=AckPolicy.EXPLICIT,
-                deliver_policy=DeliverPolicy.ALL,
-                ack_wait=self.settings.ack_wait,
-                # JetStream never stops delivering on its own (a message past max_deliver would
-                # stay in the work queue, raising only an advisory); the router dead-letters at
-                # delivery SWARMHUB_MAX_DELIVER itself, so no message can get stuck unseen.
-                max_deliver=-1,
-                max_ack_pending=20_000,
-            ),
-        )
+            config = self._consumer_config(name, wanted)
+        else:
+            if found.config.filter_subject == wanted and not found.config.filter_subjects:
+                return found
+            self.log.info(
+                "consumer_narrowed", consumer=name, was=found.config.filter_subject, to=wanted
+            )
+            # Same settings (some cannot change), narrower filter; no `name`, so that nats-py
+            # updates it through DURABLE.CREATE rather than a subject holding the filter.
+            config = dataclasses.replace(
+                found.config, name=None, filter_subject=wanted, filter_subjects=None
+            )
+        try:
+            created: ConsumerInfo = await js.add_consumer(subjects.TASK_STREAM, config)
+        except BadRequestError:
+            # Another router created it first (with other settings): use theirs.
+            created = await js.consumer_info(subjects.TASK_STREAM, name)
+        if created.config.filter_subject != wanted:
+            raise RuntimeError(
+                f"Consumer {name} of {subjects.TASK_STREAM} takes "
+                f"{created.config.filter_subject!r}, not the {lane} lane's {wanted!r}, and could "
+                "not be changed. See docs/ARCHITECTURE.md, Priority lanes, on migrating."
+            )
         return created
+
+    def _consumer_config(self, name: str, filter_subject: str) -> ConsumerConfig:
+        """The config a router creates a lane's consumer with."""
+        return ConsumerConfig(
+            durable_name=name,
+            filter_subject=filter_subject,
+            ack_policy=AckPolicy.EXPLICIT,
+            deliver_policy=DeliverPolicy.ALL,
+            ack_wait=self.settings.ack_wait,
+            # JetStream never stops delivering on its own (a message past max_deliver would
+            # stay in the work queue, raising only an advisory); the router dead-letters at
+            # delivery SWARMHUB_MAX_DELIVER itself, so no message can get stuck unseen.
+            max_deliver=-1,
+            max_ack_pending=20_000,
+        )
 
     async def _sweep_loop(self) -> None:
         """Forget dispatch batches whose attempts all ended (some never get an answer)."""
@@ -195,20 +233,20 @@ class TaskRouter(Service):
 
     # -- one task ---------------------------------------------------------------------------
 
-    async def _process(self, msg: Msg) -> None:
+    async def _process(self, msg: Msg, lane: str) -> None:
         """Decode once, run the attempt, record the outcome, then ack."""
         header_id = (msg.headers or {}).get(HDR_MSG_ID)
         with tracing.process_span(
-            subjects.TEMPLATES["submit"],
+            subjects.submit_template(lane),
             msg.headers,
             SpanKind.CONSUMER,
             header_id,
             len(msg.data),
             msg.subject,
         ):
-            await self._process_traced(msg, header_id)
+            await self._process_traced(msg, header_id, lane)
 
-    async def _process_traced(self, msg: Msg, header_id: str | None) -> None:
+    async def _process_traced(self, msg: Msg, header_id: str | None, lane: str) -> None:
         meta = msg.metadata
         capability = subjects.capability_of(msg.subject)
         try:
@@ -236,7 +274,7 @@ class TaskRouter(Service):
         queued_at = meta.timestamp.timestamp() if meta.timestamp else time.time()
         current = self.cancels.hold(task.id)
         try:
-            outcome = await self.attempts.run(task, raw, queued_at)
+            outcome = await self.attempts.run(task, raw, queued_at, lane)
         except asyncio.CancelledError:
             if not self.cancels.stopped(current):
                 raise
@@ -249,12 +287,13 @@ class TaskRouter(Service):
             return
         if isinstance(outcome, Retry):
             try:
-                # The retry is a new stream message (its own dedupe id); the original is acked.
+                # The retry is a new stream message (its own dedupe id) in the lane the task came
+                # from; the original is acked.
                 await self.bus.js_publish(
-                    subjects.task_submit(task.capability),
+                    subjects.task_submit(task.capability, lane),
                     outcome.task,
                     msg_id=outcome.msg_id,
-                    template=subjects.TEMPLATES["submit"],
+                    template=subjects.submit_template(lane),
                 )
             except ServiceError as exc:
                 if exc.code is not ErrorCode.TOO_LARGE:

@@ -67,7 +67,10 @@ async def submit_stream(
     async def one(task: Task) -> None:
         try:
             await client.bus.js_publish(
-                subjects.task_submit(task.capability), task, msg_id=task.id, timeout=timeout
+                subjects.task_submit(task.capability, task.priority),
+                task,
+                msg_id=task.id,
+                timeout=timeout,
             )
             ledger.accepted.append(task.id)
             ledger.submit_times.append(time.monotonic())
