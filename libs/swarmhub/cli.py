@@ -1,4 +1,4 @@
-"""The `swarmhub` command: up, worker, submit, cancel, result, status, dead, (load, bench).
+"""The `swarmhub` command: up, worker, submit, cancel, result, status, swarm, dead, (load, bench).
 
 Exit codes: 0 success; 1 the task failed (or had finished when cancelled) or the hub refused;
 2 invalid input or usage; 3 no such result or dead letter; 4 the hub cannot be reached; 5 a
@@ -202,6 +202,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     status = with_url(sub.add_parser("status", help="list live agents and services"))
     status.add_argument("--json", action="store_true")
+
+    from swarmhub import swarm_cli
+
+    swarm_cli.add_parser(sub, with_url, json_object)
 
     _add_plugin_commands(sub)
 
@@ -577,6 +581,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         plugin = getattr(args, "plugin_handler", None)
         if plugin is not None:
             return int(plugin(args))
+        if args.command == "swarm":
+            from swarmhub import swarm_cli
+
+            return asyncio.run(swarm_cli.main(args))
         handler = {
             "submit": _submit,
             "cancel": _cancel,

@@ -6,15 +6,16 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import Callable, Generator, Iterable
+from collections.abc import AsyncIterator, Callable, Generator, Iterable
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 from nats.aio.msg import Msg
 from nats.errors import ConnectionClosedError
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.errors import KeyNotFoundError, NotFoundError, ServiceUnavailableError
 from nats.js.kv import KeyValue
+from pydantic import BaseModel
 
 from swarmhub import codec, subjects, telemetry, tracing
 from swarmhub.bus import Bus, connect
@@ -41,6 +42,10 @@ from swarmhub.schemas import (
     CancelRequest,
     DeadLetter,
     Empty,
+    JobAccepted,
+    JobProgress,
+    JobRequest,
+    JobStatusReply,
     ResultStatus,
     SwarmJob,
     SwarmJobResult,
@@ -49,6 +54,8 @@ from swarmhub.schemas import (
     TaskResult,
 )
 from swarmhub.subjects import check_token
+
+E = TypeVar("E", bound=BaseModel)
 
 Progress = Callable[[int, int], None]
 """Called as progress(done, total) while many tasks run."""
@@ -218,10 +225,10 @@ class SwarmClient:
         check_schedule(task, time.time())
         telemetry.trace_client()  # the CLI and scripts trace too when an OTLP endpoint is set
         await self.bus.js_publish(
-            subjects.task_submit(task.capability),
+            subjects.task_submit(task.capability, task.priority),
             data,
             msg_id=task.id,
-            template=subjects.TEMPLATES["submit"],
+            template=subjects.submit_template(task.priority),
             span_attributes=tracing.task_attributes(task.id, task.capability)
             if tracing.switch.on
             else None,
@@ -305,16 +312,27 @@ class SwarmClient:
             await self.submit(todo)
             return await self.wait(todo.id, timeout, check=check)
         todo = todo.model_copy(update={"progress": True})
-        report = on_progress
-
-        async def on_event(msg: Msg) -> None:
-            with contextlib.suppress(ServiceError):
-                report(codec.decode(msg.data, TaskProgress))
-
-        sub = await self.bus.nc.subscribe(subjects.task_progress(todo.id), cb=on_event)
-        try:
+        async with self._listen(subjects.task_progress(todo.id), TaskProgress, on_progress):
             await self.submit(todo)
             return await self.wait(todo.id, timeout, check=check)
+
+    @contextlib.asynccontextmanager
+    async def _listen(
+        self, subject: str, model: type[E], report: Callable[[E], None] | None
+    ) -> AsyncIterator[asyncio.Event]:
+        """Hear events on `subject` while inside: each sets the yielded Event and, decoded as
+        `model`, goes to `report` (undecodable ones are dropped)."""
+        heard = asyncio.Event()
+
+        async def on_event(msg: Msg) -> None:
+            heard.set()
+            if report is not None:
+                with contextlib.suppress(ServiceError):
+                    report(codec.decode(msg.data, model))
+
+        sub = await self.bus.nc.subscribe(subject, cb=on_event)
+        try:
+            yield heard
         finally:
             await sub.unsubscribe()
 
@@ -458,11 +476,115 @@ class SwarmClient:
         await sub.unsubscribe()
         return sorted(answers, key=lambda a: (a.get("name", ""), a.get("id", "")))
 
-    async def run_job(self, job: SwarmJob) -> SwarmJobResult:
-        """Fan a job out across live agents through the coordinator and return the reduction."""
+    # -- swarm jobs -------------------------------------------------------------------------
+
+    async def submit_job(self, job: SwarmJob) -> JobAccepted:
+        """Hand a swarm job to the hub; returns once it is stored.
+
+        From then on the job ends with exactly one SwarmJobResult, even if a coordinator or a
+        worker dies. Submitting the same id again answers the job already stored
+        (JobAccepted.existing). Raises NoAgent when no live agent offers the capability (or an
+        ensemble asks for more distinct agents than are live), Rejected (bad_request,
+        too_large) past the limits, Unavailable when no coordinator answers.
+        """
+        return await self.bus.request(subjects.SWARM_JOB_SUBMIT, job, JobAccepted)
+
+    async def job_result(self, job_id: str) -> SwarmJobResult | None:
+        """The stored final result of a swarm job, or None while it has none."""
+        try:
+            check_token(job_id, "job id")
+        except ValueError as exc:
+            raise ServiceError(ErrorCode.BAD_REQUEST, str(exc)) from None
+        kv = await self._bucket(subjects.JOBS_BUCKET)
+        try:
+            entry = await kv.get(subjects.job_key("result", job_id))
+        except KeyNotFoundError:
+            return None
+        except (NatsTimeoutError, ServiceUnavailableError, ConnectionClosedError) as exc:
+            raise ServiceError(
+                ErrorCode.UNAVAILABLE,
+                f"The job store did not answer for job {job_id} ({type(exc).__name__}).",
+                retryable=True,
+            ) from None
+        return codec.decode(entry.value or b"", SwarmJobResult)
+
+    async def job_status(self, job_id: str) -> JobStatusReply:
+        """Where a swarm job stands (done/failed/running of total), with its result when done."""
         return await self.bus.request(
-            subjects.SWARM_JOB_SUBMIT, job, SwarmJobResult, timeout=job.timeout + 2.0
+            subjects.SWARM_JOB_STATUS, JobRequest(job_id=job_id), JobStatusReply
         )
+
+    async def cancel_job(self, job_id: str) -> JobStatusReply:
+        """Cancel a swarm job: its result becomes `cancelled` (unless it had one) and its
+        unfinished sub-tasks are cancelled. Raises Rejected (not_found) for an unknown id."""
+        return await self.bus.request(
+            subjects.SWARM_JOB_CANCEL, JobRequest(job_id=job_id), JobStatusReply
+        )
+
+    async def wait_job(
+        self,
+        job_id: str,
+        timeout: float = 300.0,
+        *,
+        on_progress: Callable[[JobProgress], None] | None = None,
+    ) -> SwarmJobResult:
+        """Wait for a swarm job's final result as stored by the hub.
+
+        `on_progress` gets each JobProgress event (done, failed and running of total). Events
+        only wake the wait; what is returned is always the stored result. Raises TaskTimeout
+        after `timeout` seconds (the job itself goes on).
+        """
+        async with self._listen(
+            subjects.swarm_job_event(job_id), JobProgress, on_progress
+        ) as heard:
+            return await self._wait_job(job_id, timeout, heard)
+
+    async def _wait_job(
+        self, job_id: str, timeout: float, arrived: asyncio.Event, *, listened: bool = False
+    ) -> SwarmJobResult:
+        deadline = time.monotonic() + timeout
+        if listened:  # events were heard from before the job existed: wait for one first
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(arrived.wait(), timeout=min(1.0, timeout))
+        while True:
+            arrived.clear()
+            try:
+                stored = await self.job_result(job_id)
+            except ServiceError as exc:
+                if not exc.retryable:
+                    raise
+                stored = None
+            if stored is not None:
+                return stored
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TaskTimeout(
+                    ErrorCode.TIMEOUT,
+                    f"Swarm job {job_id} has no result after {timeout:g} s; it may still finish "
+                    f"(`swarmhub swarm status {job_id}`).",
+                )
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(arrived.wait(), timeout=min(1.0, left))
+
+    async def run_job(
+        self,
+        job: SwarmJob,
+        *,
+        timeout: float = 300.0,
+        on_progress: Callable[[JobProgress], None] | None = None,
+    ) -> SwarmJobResult:
+        """Submit a swarm job (as `submit_job`) and wait for its result (as `wait_job`).
+
+        A map: `SwarmJob(capability="echo", inputs=[{...}, ...])`; an ensemble with a vote:
+        `SwarmJob(capability="answer", payload={...}, ensemble=3, reduce="vote")`. The result's
+        status says how it ended; it is returned whatever it is.
+        """
+        # Listen before submitting, so a job that ends at once still wakes the wait.
+        async with self._listen(
+            subjects.swarm_job_event(job.id), JobProgress, on_progress
+        ) as heard:
+            await self.submit_job(job)
+            return await self._wait_job(job.id, timeout, heard, listened=True)
 
     # -- cache ------------------------------------------------------------------------------
 

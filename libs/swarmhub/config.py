@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 DEFAULT_NATS_URL = "nats://127.0.0.1:4222"
 
@@ -39,8 +38,25 @@ def scrub_credentials(text: str) -> str:
     return _USERINFO.sub(r"\1", text)
 
 
-class _Env(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="SWARMHUB_", frozen=True, extra="ignore")
+ENV_PREFIX = "SWARMHUB_"
+
+
+class _Env(BaseModel):
+    """Settings from SWARMHUB_<FIELD> environment variables; keyword arguments win over them.
+
+    (Plain pydantic rather than pydantic-settings: that package costs every process about 5 MB
+    of memory for features SwarmHub does not use.)
+    """
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    def __init__(self, **values: Any) -> None:
+        env = {
+            name: os.environ[key]
+            for name in type(self).model_fields
+            if (key := f"{ENV_PREFIX}{name.upper()}") in os.environ and name not in values
+        }
+        super().__init__(**env, **values)
 
 
 class BusSettings(_Env):
@@ -151,7 +167,30 @@ class CoordinatorSettings(_Env):
     replicas: int = Field(default=1, ge=1, le=5)
     lease_ttl: float = Field(default=3.0, ge=1.0, description="Leader lease; standbys wait it out.")
     job_max_fan_out: int = Field(
-        default=256, ge=1, le=10_000, description="Most dispatches one swarm job may ask for."
+        default=10_000,
+        ge=1,
+        le=100_000,
+        description="Most sub-tasks one swarm job may have (map inputs or ensemble agents).",
+    )
+    job_max_input_bytes: int = Field(
+        default=64 * 1024,
+        ge=64,
+        description="Largest input (map) or payload (ensemble) of a swarm job, msgpack-encoded.",
+    )
+    job_max_bytes: int = Field(
+        default=512 * 1024,
+        ge=1024,
+        description="Largest swarm job as stored (all its inputs); also bounded by the message "
+        "limit.",
+    )
+    job_max_running: int = Field(
+        default=1000, ge=1, description="Jobs one leader runs at once; more are refused busy."
+    )
+    job_publish_in_flight: int = Field(
+        default=256, ge=1, description="Sub-task publishes awaiting JetStream's ack at once."
+    )
+    jobs_ttl: float = Field(
+        default=24 * 3600.0, gt=0, description="How long finished job results are kept."
     )
 
 

@@ -32,6 +32,7 @@ class ErrorCode(StrEnum):
     UNAVAILABLE = "unavailable"
     INTERNAL = "internal"
     CANCELLED = "cancelled"
+    NO_QUORUM = "no_quorum"
 
 
 HTTP_STATUS: dict[ErrorCode, int] = {
@@ -51,6 +52,7 @@ HTTP_STATUS: dict[ErrorCode, int] = {
     ErrorCode.UNAVAILABLE: 503,
     ErrorCode.INTERNAL: 500,
     ErrorCode.CANCELLED: 409,
+    ErrorCode.NO_QUORUM: 409,
 }
 
 
@@ -137,6 +139,7 @@ _FAMILY: dict[ErrorCode, type[ServiceError]] = {
     ErrorCode.HANDLER_ERROR: TaskFailed,
     ErrorCode.ATTEMPTS_EXHAUSTED: TaskFailed,
     ErrorCode.CANCELLED: TaskFailed,
+    ErrorCode.NO_QUORUM: TaskFailed,
 }
 
 

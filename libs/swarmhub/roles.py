@@ -54,6 +54,20 @@ def _kv_write(bucket: str) -> list[str]:
     return [f"$KV.{bucket}.>"]
 
 
+def _lane_consumers() -> list[str]:
+    """Look at, create (or narrow) and pull from the durable consumer of every priority lane."""
+    return [
+        subject
+        for consumer in map(s.lane_consumer, s.LANES)
+        for subject in (
+            f"{API}.CONSUMER.INFO.{s.TASK_STREAM}.{consumer}",
+            f"{API}.CONSUMER.CREATE.{s.TASK_STREAM}.{consumer}.>",
+            f"{API}.CONSUMER.DURABLE.CREATE.{s.TASK_STREAM}.{consumer}",
+            s.consumer_next(s.TASK_STREAM, consumer),
+        )
+    ]
+
+
 @dataclass(frozen=True)
 class Role:
     """One kind of process and exactly the subjects it needs."""
@@ -100,10 +114,7 @@ ROUTER = Role(
         s.TASK_CANCELLED_ALL,
         s.TASK_PROGRESS_ALL,
         f"$JS.ACK.{s.TASK_STREAM}.>",
-        f"{API}.CONSUMER.INFO.{s.TASK_STREAM}.{s.ROUTER_CONSUMER}",
-        f"{API}.CONSUMER.CREATE.{s.TASK_STREAM}.{s.ROUTER_CONSUMER}.>",
-        f"{API}.CONSUMER.DURABLE.CREATE.{s.TASK_STREAM}.{s.ROUTER_CONSUMER}",
-        s.consumer_next(s.TASK_STREAM, s.ROUTER_CONSUMER),
+        *_lane_consumers(),
         *_stream_admin(*PROVISIONED),
         *_kv_read(s.RESULTS_BUCKET),
         *_kv_write(s.RESULTS_BUCKET),
@@ -140,23 +151,33 @@ WORKER = worker()
 
 COORDINATOR = Role(
     "coordinator",
-    "membership, the agent registry and leader lease, swarm jobs",
+    "membership, the agent registry and leader lease, swarm jobs (sub-tasks through the stream)",
     publish=(
         s.SWARM_EVENT_ALL,
-        s.AGENT_RUN_ALL,
-        *_stream_admin(*PROVISIONED, s.kv_stream(s.LEADER_BUCKET)),
+        s.SWARM_JOB_EVENT_ALL,
+        s.SWARM_JOB_ADOPT,
+        # Swarm jobs run as ordinary tasks: submitted to the stream, cancelled through routers.
+        s.TASK_SUBMIT_ALL,
+        s.TASK_CANCEL,
+        *_stream_admin(*PROVISIONED, s.kv_stream(s.LEADER_BUCKET), s.kv_stream(s.JOBS_BUCKET)),
         *_kv_read(s.AGENTS_BUCKET),
         *_kv_write(s.AGENTS_BUCKET),
         *_kv_watch(s.AGENTS_BUCKET),
         f"{API}.STREAM.PURGE.{s.kv_stream(s.AGENTS_BUCKET)}",
         *_kv_read(s.LEADER_BUCKET),
         *_kv_write(s.LEADER_BUCKET),
+        *_kv_read(s.RESULTS_BUCKET),
+        *_kv_read(s.JOBS_BUCKET),
+        *_kv_write(s.JOBS_BUCKET),
+        *_kv_watch(s.JOBS_BUCKET),
+        f"{API}.STREAM.PURGE.{s.kv_stream(s.JOBS_BUCKET)}",
     ),
     subscribe=(
         s.SWARM_REGISTER_ALL,
         s.SWARM_LEAVE_ALL,
         s.SWARM_HEARTBEAT_ALL,
         s.SWARM_JOB_ALL,
+        s.TASK_RESULT_ALL,
         s.SRV_ALL,
     ),
     responds=True,
@@ -185,6 +206,8 @@ CLIENT = Role(
         s.TASK_STATUS,
         s.TASK_CANCEL,
         s.SWARM_JOB_SUBMIT,
+        s.SWARM_JOB_STATUS,
+        s.SWARM_JOB_CANCEL,
         s.CACHE_GET,
         s.CACHE_SET,
         s.CACHE_DEL,
@@ -194,8 +217,14 @@ CLIENT = Role(
         *_kv_read(s.RESULTS_BUCKET),
         *_kv_read(s.AGENTS_BUCKET),
         *_kv_watch(s.AGENTS_BUCKET),
+        *_kv_read(s.JOBS_BUCKET),
     ),
-    subscribe=(s.TASK_RESULT_ALL, s.TASK_PROGRESS_ALL, s.SWARM_EVENT_ALL),
+    subscribe=(
+        s.TASK_RESULT_ALL,
+        s.TASK_PROGRESS_ALL,
+        s.SWARM_EVENT_ALL,
+        s.SWARM_JOB_EVENT_ALL,
+    ),
 )
 
 OPERATOR = Role(

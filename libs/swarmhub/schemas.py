@@ -7,7 +7,7 @@ import uuid
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from swarmhub.errors import ErrorCode
 
@@ -140,6 +140,11 @@ class Task(Message):
         default=None,
         max_length=256,
         description="Affinity key: tasks with the same key go to the same live agent.",
+    )
+    agent: AgentId | None = Field(
+        default=None,
+        description="Run only on this agent (a swarm job's ensemble member); while it is away "
+        "or full the task waits, and fails no_agent after SWARMHUB_NO_AGENT_WAIT without it.",
     )
     progress: bool = Field(
         default=False,
@@ -441,44 +446,178 @@ class CacheStats(Message):
     max_bytes: int = Field(description="Bound on bytes.")
 
 
+JOB_ID_PATTERN = r"^[A-Za-z0-9_-]{1,96}$"
+"""A job id: short enough that its sub-task ids `<job_id>-<n>` are task ids too."""
+JobReduce = Literal["gather", "first", "vote", "quorum", "capability"]
+JobStatus = Literal["succeeded", "partial", "failed", "timed_out", "cancelled"]
+Payload = Annotated[dict[str, Any], AfterValidator(_shallow)]
+
+
 class SwarmJob(Message):
-    """One job fanned out to many agents, results gathered and reduced."""
+    """One job run as sub-tasks on the durable task path, their results reduced to one.
+
+    Shapes: map (`inputs`: one sub-task per input) or ensemble (`payload` to `ensemble`
+    distinct agents; 0 = every live agent with the capability).
+    """
 
     id: str = Field(
         default_factory=new_id,
-        pattern=TOKEN_PATTERN,
-        description="Job id; dispatch n runs as task id <id>-<n>.",
+        pattern=JOB_ID_PATTERN,
+        description="Job id (1-96 of A-Z a-z 0-9 _ -); sub-task n is task <id>-<n>, a user "
+        "reduce task <id>-reduce. Submitting an id again answers the job already stored.",
     )
-    capability: str = Field(pattern=TOKEN_PATTERN, description="Capability to run.")
-    payload: dict[str, Any] = Field(
-        default_factory=dict, description="Input sent to every dispatch."
+    capability: str = Field(pattern=TOKEN_PATTERN, description="Capability of every sub-task.")
+    inputs: list[Payload] | None = Field(
+        default=None,
+        min_length=1,
+        description="map: one sub-task per input, in order. null = ensemble.",
     )
-    fan_out: int = Field(
+    payload: Payload = Field(
+        default_factory=dict, description="ensemble: the input every agent gets."
+    )
+    ensemble: int = Field(
         default=0,
         ge=0,
         le=10_000,
-        description="Dispatches to make, round-robin over live agents; 0 = one per agent.",
+        description="ensemble: how many distinct agents run `payload`; 0 = every live agent "
+        "with the capability. Must be 0 with `inputs`.",
     )
-    reduce: Literal["list", "count", "first"] = Field(
-        default="list",
-        description="list: every output; count: [number of outputs]; first: [first output].",
+    reduce: JobReduce = Field(
+        default="gather",
+        description="gather: every output in order; first: the first success; vote: the most "
+        "common output (ties by `tie`); quorum: an output `quorum` sub-tasks agree on; "
+        "capability: the output of `reduce_capability` run on the sub-results.",
     )
-    timeout: float = Field(
-        default=30.0, gt=0, le=3600, description="Seconds to wait for each dispatch."
+    quorum: int | None = Field(
+        default=None, ge=1, description="quorum: how many equal outputs are needed."
+    )
+    tie: Literal["fail", "lowest"] = Field(
+        default="fail",
+        description="vote: on a tie for most votes, fail (no_quorum), or take the tied output "
+        "whose first vote came from the lowest sub-task number.",
+    )
+    reduce_capability: str | None = Field(
+        default=None,
+        pattern=TOKEN_PATTERN,
+        description="capability: run once with payload {job_id, results: [JobOutcome...]}.",
+    )
+    deadline: EpochSeconds | None = Field(
+        default=None,
+        description="When the job must be done (epoch seconds); sub-tasks carry it too. Past "
+        "it the job ends timed_out with what it has.",
+    )
+    attempt_timeout: float = Field(
+        default=30.0, gt=0, le=3600, allow_inf_nan=False, description="Per sub-task attempt."
+    )
+    max_attempts: int = Field(default=3, ge=1, le=20, description="Per sub-task.")
+    priority: Priority = Field(default=Priority.NORMAL, description="Of every sub-task.")
+
+    @model_validator(mode="after")
+    def _shape(self) -> SwarmJob:
+        if self.inputs is not None and self.ensemble:
+            raise ValueError("give either inputs (map) or ensemble (one payload), not both")
+        if self.reduce == "quorum" and self.quorum is None:
+            raise ValueError("reduce quorum needs quorum (how many outputs must agree)")
+        if self.reduce == "capability" and self.reduce_capability is None:
+            raise ValueError("reduce capability needs reduce_capability")
+        return self
+
+
+class JobOutcome(Message):
+    """How one sub-task of a job ended."""
+
+    n: int = Field(ge=0, description="Sub-task number (input index for a map).")
+    status: ResultStatus = Field(description="Its final status.")
+    agent_id: str | None = Field(default=None, description="Agent of its last attempt.")
+    attempts: int = Field(default=0, description="Attempts made.")
+    error: ErrorInfo | None = Field(default=None, description="Why it did not succeed.")
+    output: Any = Field(
+        default=None,
+        description="Its output; null for reduce gather (the outputs are the job's `value`).",
     )
 
 
 class SwarmJobResult(Message):
-    """The gathered outcome of a swarm job."""
+    """The one final result of a swarm job (KV bucket hub_jobs, key result.<job_id>)."""
 
     job_id: str = Field(description="Id of the job.")
-    status: Literal["succeeded", "partial", "failed"] = Field(
-        description="succeeded: no errors; partial: outputs and errors; failed: no outputs."
+    status: JobStatus = Field(
+        description="succeeded; partial (gather with some failures); failed (nothing to "
+        "reduce, no quorum or majority, or the reduce capability failed); timed_out (the "
+        "deadline passed); cancelled."
     )
-    results: list[Any] = Field(default_factory=list, description="Outputs, as reduced.")
-    errors: list[ErrorInfo] = Field(default_factory=list, description="One per failure.")
-    agents: list[str] = Field(default_factory=list, description="Agent of each dispatch.")
-    elapsed_ms: float = Field(default=0.0, description="From fan-out to the last answer.")
+    capability: str = Field(default="", description="Capability of the sub-tasks.")
+    reduce: JobReduce = Field(default="gather", description="How outputs were reduced.")
+    value: Any = Field(
+        default=None,
+        description="The reduction: gather a list of outputs in sub-task order (null where "
+        "one failed); first, vote and quorum the chosen output; capability its output.",
+    )
+    error: ErrorInfo | None = Field(default=None, description="Why the job did not succeed.")
+    total: int = Field(default=0, description="Sub-tasks of the job.")
+    succeeded: int = Field(default=0, description="Sub-tasks that succeeded.")
+    failed: int = Field(default=0, description="Sub-tasks that ended otherwise.")
+    outcomes: list[JobOutcome] = Field(
+        default_factory=list, description="One per sub-task, in order."
+    )
+    agents: list[str] = Field(default_factory=list, description="Distinct agents that answered.")
+    truncated: bool = Field(
+        default=False,
+        description="Outputs were left out to fit the message limit; each is still in "
+        "hub_results under its sub-task id.",
+    )
+    elapsed_ms: float = Field(default=0.0, description="From acceptance to the final result.")
+    finished_at: float = Field(default_factory=now, description="In epoch seconds.")
+
+
+class JobAccepted(Message):
+    """The answer to a job submission: stored, so it will end with exactly one final result."""
+
+    job_id: str = Field(description="Id of the job.")
+    total: int = Field(description="Sub-tasks it runs as.")
+    accepted_at: float = Field(description="When it was first stored, in epoch seconds.")
+    existing: bool = Field(default=False, description="The id was already stored.")
+
+
+class JobRecord(Message):
+    """A running job as stored (KV bucket hub_jobs, key job.<job_id>; deleted when it ends)."""
+
+    job: SwarmJob = Field(description="The job as submitted.")
+    accepted_at: float = Field(description="In epoch seconds; also every sub-task's created_at.")
+    total: int = Field(description="Sub-tasks.")
+    agents: list[str] = Field(
+        default_factory=list, description="ensemble: the agent meant for each sub-task."
+    )
+
+
+class JobProgress(Message):
+    """Where a job stands; the leader checkpoints it (key progress.<job_id>) and publishes it."""
+
+    job_id: str = Field(description="Id of the job.")
+    state: Literal["accepted", "running", "done", "unknown"] = Field(
+        description="accepted: stored; running: sub-tasks queued or running; done: has its "
+        "final result; unknown: no such job (or its result expired)."
+    )
+    total: int = Field(default=0, description="Sub-tasks.")
+    succeeded: int = Field(default=0, description="Sub-tasks succeeded so far.")
+    failed: int = Field(default=0, description="Sub-tasks ended otherwise so far.")
+    running: int = Field(default=0, description="Sub-tasks queued or running.")
+    published: bool = Field(default=False, description="Every sub-task is in the task stream.")
+    status: JobStatus | None = Field(default=None, description="The final status, when done.")
+    at: float = Field(default_factory=now, description="When, in epoch seconds.")
+
+
+class JobRequest(Message):
+    """Ask about (hub.swarm.job.status) or cancel (hub.swarm.job.cancel) one job."""
+
+    job_id: str = Field(pattern=JOB_ID_PATTERN, description="Id of the job.")
+
+
+class JobStatusReply(Message):
+    """A job's progress, with its final result once it has one."""
+
+    progress: JobProgress = Field(description="Where it stands.")
+    result: SwarmJobResult | None = Field(default=None, description="The final result, if done.")
 
 
 class DeadLetter(Message):
@@ -487,7 +626,7 @@ class DeadLetter(Message):
     task_id: str | None = Field(
         description="Task id; of a task rejected at intake, its Nats-Msg-Id header if valid."
     )
-    capability: str = Field(description="Last token of the subject the task came on.")
+    capability: str = Field(description="Capability token of the subject the task came on.")
     subject: str = Field(description="Subject the task was published on.")
     error: ErrorInfo = Field(description="Why the hub gave up.")
     attempts: int = Field(default=0, description="Attempts made.")

@@ -6,29 +6,27 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
-from pydantic import ValidationError
-from pydantic_settings import BaseSettings
+from pydantic import BaseModel, ValidationError
 
 from swarmhub.codec import describe_validation_error
-from swarmhub.config import BusSettings
+from swarmhub.config import ENV_PREFIX, BusSettings
 from swarmhub.runtime import Service, run_service
 
 
-def settings_help(*groups: type[BaseSettings]) -> str:
+def settings_help(*groups: type[BaseModel]) -> str:
     """One line per setting: its environment variable, default and description."""
     lines = ["settings (environment variables):"]
     for group in groups:
-        prefix = str(group.model_config.get("env_prefix", ""))
         for name, field in group.model_fields.items():
             default = "" if field.default is None else f" (default {field.default})"
             about = f"  {field.description}" if field.description else ""
-            lines.append(f"  {prefix}{name.upper()}{default}{about}")
+            lines.append(f"  {ENV_PREFIX}{name.upper()}{default}{about}")
     return "\n".join(lines)
 
 
 def service_main(
     factory: Callable[[], Service],
-    settings: type[BaseSettings],
+    settings: type[BaseModel],
     argv: Sequence[str] | None = None,
 ) -> None:
     """Parse `--help`, build the service (a setting error is one line, exit 2), then run it."""

@@ -9,12 +9,18 @@ PREFIX = "hub"
 TASK_STREAM = "HUB_TASKS"
 DEAD_STREAM = "HUB_DEAD"
 ROUTER_CONSUMER = "task-router"
+"""Durable consumer of the normal lane; each other lane's is `task-router-<lane>`."""
 RESULTS_BUCKET = "hub_results"
 AGENTS_BUCKET = "hub_agents"
 LEADER_BUCKET = "hub_leader"
 LEADER_KEY = "coordinator"
+JOBS_BUCKET = "hub_jobs"
 
 TASK_SUBMIT_ALL = f"{PREFIX}.task.submit.>"
+LANES = ("critical", "high", "normal", "low")
+"""Priority lanes, most urgent first (the values of schemas.Priority)."""
+DEFAULT_LANE = "normal"
+"""The lane of a submit subject without a lane token: every task published before lanes existed."""
 TASK_RESULT_ALL = f"{PREFIX}.task.result.>"
 TASK_DEAD_ALL = f"{PREFIX}.task.dead.>"
 TASK_STATUS = f"{PREFIX}.task.status"
@@ -29,6 +35,9 @@ SWARM_EVENT_ALL = f"{PREFIX}.swarm.event.>"
 SWARM_JOB_ALL = f"{PREFIX}.swarm.job.>"
 SWARM_JOB_SUBMIT = f"{PREFIX}.swarm.job.submit"
 SWARM_JOB_STATUS = f"{PREFIX}.swarm.job.status"
+SWARM_JOB_CANCEL = f"{PREFIX}.swarm.job.cancel"
+SWARM_JOB_ADOPT = f"{PREFIX}.swarm.job.adopt"
+SWARM_JOB_EVENT_ALL = f"{PREFIX}.swarm.job.event.>"
 
 CACHE_GET = f"{PREFIX}.cache.get"
 CACHE_SET = f"{PREFIX}.cache.set"
@@ -50,6 +59,7 @@ JS_API_PREFIX = "$JS.API"
 # Subject templates, used as span names so that ids never leak into trace names.
 TEMPLATES = {
     "submit": f"{PREFIX}.task.submit.{{capability}}",
+    "submit_lane": f"{PREFIX}.task.submit.{{capability}}.{{priority}}",
     "result": f"{PREFIX}.task.result.{{task_id}}",
     "dead": f"{PREFIX}.task.dead.{{capability}}",
     "run": f"{PREFIX}.agent.{{agent_id}}.run",
@@ -61,10 +71,13 @@ TEMPLATES = {
     "register": f"{PREFIX}.swarm.register.{{agent_id}}",
     "leave": f"{PREFIX}.swarm.leave.{{agent_id}}",
     "event": f"{PREFIX}.swarm.event.{{kind}}",
+    "job_event": f"{PREFIX}.swarm.job.event.{{job_id}}",
     "inval": f"{PREFIX}.cache.inval.{{namespace}}",
 }
 
 _TOKEN = re.compile(r"^[A-Za-z0-9_-]+$")
+_SUBMIT_DEPTH = TASK_SUBMIT_ALL.count(".")
+"""Index of the capability token in a submit subject (the lane token follows it)."""
 
 
 def check_token(value: str, what: str) -> str:
@@ -76,9 +89,50 @@ def check_token(value: str, what: str) -> str:
     return value
 
 
-def task_submit(capability: str) -> str:
-    """Subject a task for `capability` is published to (captured by the task stream)."""
-    return f"{PREFIX}.task.submit.{check_token(capability, 'capability')}"
+def check_lane(lane: str) -> str:
+    """Return lane if it is a priority lane, else raise ValueError naming the lanes."""
+    if lane not in LANES:
+        raise ValueError(
+            f"Invalid priority {lane!r}. A priority must be one of {', '.join(LANES)}."
+        )
+    return lane
+
+
+def task_submit(capability: str, priority: str = DEFAULT_LANE) -> str:
+    """Subject a task for `capability` in lane `priority` is published to (the task stream's).
+
+    The normal lane has no lane token (`hub.task.submit.<capability>`, as before lanes existed);
+    the others end in theirs (`hub.task.submit.<capability>.<priority>`).
+    """
+    subject = f"{PREFIX}.task.submit.{check_token(capability, 'capability')}"
+    if priority == DEFAULT_LANE:
+        return subject
+    return f"{subject}.{check_lane(priority)}"
+
+
+def submit_template(priority: str = DEFAULT_LANE) -> str:
+    """The span template of a submit subject in lane `priority`."""
+    return TEMPLATES["submit"] if priority == DEFAULT_LANE else TEMPLATES["submit_lane"]
+
+
+def lane_filter(lane: str) -> str:
+    """The submit subjects of one lane: the task stream's subjects and its consumer's filter."""
+    if lane == DEFAULT_LANE:
+        return f"{PREFIX}.task.submit.*"
+    return f"{PREFIX}.task.submit.*.{check_lane(lane)}"
+
+
+def lane_consumer(lane: str) -> str:
+    """Durable consumer the routers share for one lane (the normal lane keeps the old name)."""
+    if lane == DEFAULT_LANE:
+        return ROUTER_CONSUMER
+    return f"{ROUTER_CONSUMER}-{check_lane(lane)}"
+
+
+def lane_of(subject: str) -> str:
+    """The lane of a task submit subject."""
+    parts = subject.split(".")
+    return parts[_SUBMIT_DEPTH + 1] if len(parts) > _SUBMIT_DEPTH + 1 else DEFAULT_LANE
 
 
 def task_result(task_id: str) -> str:
@@ -137,6 +191,16 @@ def swarm_event(kind: str) -> str:
     return f"{PREFIX}.swarm.event.{check_token(kind, 'event kind')}"
 
 
+def swarm_job_event(job_id: str) -> str:
+    """Subject the progress events of one swarm job are published on (by the coordinator only)."""
+    return f"{PREFIX}.swarm.job.event.{check_token(job_id, 'job id')}"
+
+
+def job_key(kind: str, job_id: str) -> str:
+    """Key of one swarm job's `kind` entry (job, result, progress) in the jobs bucket."""
+    return f"{kind}.{check_token(job_id, 'job id')}"
+
+
 def cache_inval(namespace: str) -> str:
     """Subject invalidations of one cache namespace are broadcast on."""
     return f"{PREFIX}.cache.inval.{check_token(namespace, 'namespace')}"
@@ -158,8 +222,9 @@ def kv_stream(bucket: str) -> str:
 
 
 def capability_of(subject: str) -> str:
-    """Return the capability token of a task submit subject."""
-    return subject.rsplit(".", 1)[-1]
+    """Return the capability token of a task submit subject (of any lane)."""
+    parts = subject.split(".", _SUBMIT_DEPTH + 1)
+    return parts[_SUBMIT_DEPTH] if len(parts) > _SUBMIT_DEPTH else parts[-1]
 
 
 def srv_subjects(verb: str, name: str, instance_id: str) -> list[str]:

@@ -311,9 +311,10 @@ async def bench_swarm(client: SwarmClient, cfg: BenchConfig, run_id: str) -> dic
                     capability=cfg.capability,
                     # A marker unique to the run keeps the workers' memo cache out of it.
                     payload={"bench_round": i, "loadgen": f"{run_id}-{tag}{i}"},
-                    fan_out=0,
-                    timeout=cfg.timeout,
-                )
+                    ensemble=0,  # one sub-task per live agent, through the task stream
+                    attempt_timeout=cfg.timeout,
+                ),
+                timeout=cfg.timeout,
             )
             agents.append(len(result.agents))
             statuses[result.status] = statuses.get(result.status, 0) + 1
@@ -331,7 +332,7 @@ async def bench_swarm(client: SwarmClient, cfg: BenchConfig, run_id: str) -> dic
         "swarm_coordination",
         n,
         (concurrent, sequential),
-        f"{n} fan-out/fan-in jobs across live agents in flight together",
+        f"{n} durable swarm jobs (one sub-task per live agent, gathered) in flight together",
     )
     figures["agents_per_round"] = round(sum(agents) / len(agents), 2) if agents else 0.0
     figures["statuses"] = statuses

@@ -88,7 +88,9 @@ def add_load_parser(subparsers: SubParsers) -> None:
     traffic.add_argument("--keys", type=int, default=1000, help="cache: key space size")
     traffic.add_argument("--zipf", type=float, default=1.1, help="cache: key skew (0 = uniform)")
     traffic.add_argument("--read-ratio", type=float, default=0.9, help="cache: share of gets")
-    traffic.add_argument("--fan-out", type=int, default=0, help="swarm: agents (0 = all)")
+    traffic.add_argument(
+        "--fan-out", type=int, default=0, help="swarm: distinct agents per job (0 = all)"
+    )
     traffic.add_argument(
         "--mix",
         type=weights,

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
-import random
 import time
 from typing import Any, ClassVar
 
 from nats.js.errors import KeyWrongLastSequenceError, NoKeysError
 from nats.js.kv import KeyValue
 
+from swarm_coordinator.jobs import Jobs
 from swarmhub import codec, metrics, provision, subjects
 from swarmhub.config import CoordinatorSettings, RouterSettings
 from swarmhub.errors import ErrorCode, ServiceError
@@ -21,16 +20,14 @@ from swarmhub.schemas import (
     Ack,
     AgentRecord,
     AgentRegistration,
-    ErrorInfo,
     Heartbeat,
+    JobAccepted,
+    JobRequest,
+    JobStatusReply,
     LeaveRequest,
     RegisterReply,
-    RunReply,
-    RunRequest,
     SwarmEvent,
     SwarmJob,
-    SwarmJobResult,
-    Task,
 )
 
 PURGE_DELETES_EVERY_S = 300.0
@@ -64,7 +61,10 @@ class SwarmCoordinator(Service):
             template=subjects.TEMPLATES["leave"],
             subject_key="agent_id",
         )
-        self.add_endpoint("job", subjects.SWARM_JOB_SUBMIT, SwarmJob, self.run_job)
+        self.jobs = Jobs(self.settings, self.log, lambda: self.agents.values())
+        self.add_endpoint("job-submit", subjects.SWARM_JOB_SUBMIT, SwarmJob, self.submit_job)
+        self.add_endpoint("job-status", subjects.SWARM_JOB_STATUS, JobRequest, self.job_status)
+        self.add_endpoint("job-cancel", subjects.SWARM_JOB_CANCEL, JobRequest, self.cancel_job)
         # Every coordinator sees every heartbeat (no queue group), so a standby's view is warm.
         self.add_endpoint(
             "heartbeat",
@@ -101,8 +101,14 @@ class SwarmCoordinator(Service):
             ttl=self.settings.lease_ttl,
             replicas=self.settings.replicas,
         )
+        await self.jobs.start(self.bus)
         self.spawn_loop(self._lease_loop(), "leader-lease")
         self.spawn_loop(self._sweep_loop(), "sweeper")
+        self.spawn_loop(self.jobs.rescan_loop(self.stopping), "job-rescan")
+
+    async def teardown(self) -> None:
+        """Stop driving jobs; a stored job resumes on the next leader."""
+        await self.jobs.stop()
 
     async def _lease_loop(self) -> None:
         """Hold (or wait for) the leader lease: a KV key that expires unless renewed."""
@@ -150,7 +156,9 @@ class SwarmCoordinator(Service):
             with contextlib.suppress(Exception):
                 await self._reconcile()
             await self._event("leader", self.identity.instance_id)
+            await self.jobs.lead()
         else:
+            self.jobs.step_down()
             self.log.warning("leader_lost")
 
     async def _reload(self) -> None:
@@ -164,7 +172,12 @@ class SwarmCoordinator(Service):
 
     def stats_data(self) -> dict[str, Any]:
         """Membership figures shown in $SRV.STATS."""
-        return {"agents": len(self.agents), "leader": self.leader}
+        return {
+            "agents": len(self.agents),
+            "leader": self.leader,
+            "jobs_running": len(self.jobs.running),
+            "jobs_finished": self.jobs.finished,
+        }
 
     @property
     def leading(self) -> bool:
@@ -307,60 +320,14 @@ class SwarmCoordinator(Service):
         forget = now - 10 * self.settings.expire_after
         self.left = {k: v for k, v in self.left.items() if v[1] >= forget}
 
-    async def run_job(self, job: SwarmJob) -> SwarmJobResult:
-        """Fan one job out to live agents with the capability, gather and reduce the answers."""
-        live = [
-            a for a in self.agents.values() if job.capability in a.capabilities and a.state == "up"
-        ]
-        if not live:
-            raise ServiceError(
-                ErrorCode.NO_AGENT, f"No live agent offers capability {job.capability!r}."
-            )
-        random.shuffle(live)
-        count = job.fan_out or len(live)
-        if count > self.settings.job_max_fan_out:
-            raise ServiceError(
-                ErrorCode.BAD_REQUEST,
-                f"Swarm job asks for {count} dispatches; at most "
-                f"{self.settings.job_max_fan_out} are allowed (SWARMHUB_JOB_MAX_FAN_OUT).",
-            )
-        chosen = list(itertools.islice(itertools.cycle(live), count))
-        started = time.perf_counter()
+    async def submit_job(self, job: SwarmJob) -> JobAccepted:
+        """Store a swarm job and run it (the leader runs it; a standby hands it over)."""
+        return await self.jobs.submit(job)
 
-        async def one(index: int, agent_id: str) -> RunReply:
-            task = Task(id=f"{job.id}-{index}", capability=job.capability, payload=job.payload)
-            return await self.bus.request(
-                subjects.agent_run(agent_id),
-                RunRequest(task=task, attempt=1),
-                RunReply,
-                timeout=job.timeout,
-                template=subjects.TEMPLATES["run"],
-            )
+    async def job_status(self, req: JobRequest) -> JobStatusReply:
+        """A swarm job's progress, or its final result."""
+        return await self.jobs.status(req)
 
-        replies = await asyncio.gather(
-            *(one(i, a.agent_id) for i, a in enumerate(chosen)), return_exceptions=True
-        )
-        outputs = [r.output for r in replies if isinstance(r, RunReply)]
-        errors = [
-            ErrorInfo(code=r.code, message=r.message, retryable=r.retryable)
-            if isinstance(r, ServiceError)
-            else ErrorInfo(code=ErrorCode.INTERNAL, message=type(r).__name__)
-            for r in replies
-            if not isinstance(r, RunReply)
-        ]
-        reduced: list[Any]
-        if job.reduce == "count":
-            reduced = [len(outputs)]
-        elif job.reduce == "first":
-            reduced = outputs[:1]
-        else:
-            reduced = outputs
-        status = "succeeded" if not errors else ("partial" if outputs else "failed")
-        return SwarmJobResult(
-            job_id=job.id,
-            status=status,
-            results=reduced,
-            errors=errors,
-            agents=[a.agent_id for a in chosen],
-            elapsed_ms=(time.perf_counter() - started) * 1000,
-        )
+    async def cancel_job(self, req: JobRequest) -> JobStatusReply:
+        """Cancel a swarm job and its sub-tasks."""
+        return await self.jobs.cancel(req)

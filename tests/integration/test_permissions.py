@@ -66,6 +66,7 @@ def _denied_everywhere(me: User) -> list[tuple[str, str]]:
         ("pub", f"{API}.CONSUMER.CREATE.{subjects.TASK_STREAM}"),
         ("pub", f"{API}.CONSUMER.CREATE.{subjects.TASK_STREAM}.thief.>"),
         ("pub", f"{API}.CONSUMER.DELETE.{subjects.TASK_STREAM}.{subjects.ROUTER_CONSUMER}"),
+        ("pub", f"{API}.CONSUMER.DELETE.{subjects.TASK_STREAM}.{subjects.lane_consumer('low')}"),
         ("pub", f"{API}.STREAM.CREATE.EVIL"),
         ("pub", f"{API}.STREAM.DELETE.{subjects.kv_stream(subjects.RESULTS_BUCKET)}"),
         ("pub", f"{API}.STREAM.PURGE.{subjects.kv_stream(subjects.RESULTS_BUCKET)}"),
@@ -83,13 +84,20 @@ def _denied_everywhere(me: User) -> list[tuple[str, str]]:
             ("pub", subjects.task_result("forged")),
             ("pub", subjects.agent_batch(agent)),
             ("pub", subjects.consumer_next(subjects.TASK_STREAM, subjects.ROUTER_CONSUMER)),
+            ("pub", subjects.consumer_next(subjects.TASK_STREAM, subjects.lane_consumer("high"))),
             ("pub", f"$JS.ACK.{subjects.TASK_STREAM}.x.1.1.1.1.1"),
             ("sub", subjects.TASK_STATUS),
         ]
-    if me.role not in ("router", "coordinator"):
+    if me.role != "router":  # swarm jobs run as tasks: the coordinator dispatches nothing
         cells += [("pub", subjects.agent_run(agent))]
     if me.role != "coordinator":
         cells += [
+            # Only the coordinator records job results and speaks for jobs.
+            ("pub", f"$KV.{subjects.JOBS_BUCKET}.{subjects.job_key('result', 'forged')}"),
+            ("pub", subjects.swarm_job_event("forged")),
+            ("pub", subjects.SWARM_JOB_ADOPT),
+            ("sub", subjects.SWARM_JOB_SUBMIT),
+            ("sub", subjects.SWARM_JOB_STATUS),
             ("pub", f"$KV.{subjects.AGENTS_BUCKET}.forged"),
             ("pub", f"$KV.{subjects.LEADER_BUCKET}.{subjects.LEADER_KEY}"),
             ("pub", subjects.swarm_event("agent_up")),
@@ -160,10 +168,28 @@ async def test_each_role_still_may_do_its_job(
 ) -> None:
     server, creds = secured
     allowed = {
-        "client": [("pub", subjects.task_submit("echo")), ("sub", subjects.TASK_RESULT_ALL)],
+        "client": [
+            ("pub", subjects.task_submit("echo")),
+            ("sub", subjects.TASK_RESULT_ALL),
+            ("pub", subjects.SWARM_JOB_SUBMIT),
+            ("pub", subjects.SWARM_JOB_STATUS),
+            ("pub", subjects.SWARM_JOB_CANCEL),
+            ("sub", subjects.SWARM_JOB_EVENT_ALL),
+        ],
         "operator": [("pub", f"{API}.STREAM.MSG.GET.{subjects.DEAD_STREAM}")],
-        "router": [("pub", f"$KV.{subjects.RESULTS_BUCKET}.t1"), ("sub", subjects.TASK_STATUS)],
-        "coordinator": [("sub", subjects.SWARM_HEARTBEAT_ALL)],
+        "router": [
+            ("pub", f"$KV.{subjects.RESULTS_BUCKET}.t1"),
+            ("sub", subjects.TASK_STATUS),
+            ("pub", subjects.consumer_next(subjects.TASK_STREAM, subjects.lane_consumer("low"))),
+            ("pub", subjects.task_submit("echo", "critical")),
+        ],
+        "coordinator": [
+            ("sub", subjects.SWARM_HEARTBEAT_ALL),
+            ("sub", subjects.TASK_RESULT_ALL),
+            ("pub", subjects.TASK_CANCEL),
+            ("pub", f"$KV.{subjects.JOBS_BUCKET}.{subjects.job_key('result', 'j1')}"),
+            ("pub", subjects.swarm_job_event("j1")),
+        ],
         "cache": [("pub", subjects.cache_inval("memo")), ("sub", subjects.CACHE_SET)],
     }
     worker = creds.user("worker")

@@ -235,19 +235,29 @@ async def _true(value: bool) -> bool:
     return value
 
 
-async def test_swarm_job_fans_out_to_every_live_agent(client: SwarmClient) -> None:
-    result = await client.run_job(SwarmJob(capability="echo", payload={"n": 1}))
+async def test_swarm_job_runs_on_every_live_agent_through_the_task_path(
+    client: SwarmClient,
+) -> None:
+    result = await client.run_job(SwarmJob(capability="echo", payload={"n": 1}), timeout=30)
     assert result.status == "succeeded"
     assert sorted(result.agents) == sorted(a.agent_id for a in await client.agents())
-    assert result.results == [{"n": 1}] * len(result.agents)
-    counted = await client.run_job(SwarmJob(capability="cpu", fan_out=5, reduce="count"))
-    assert counted.results == [5]
+    assert result.value == [{"n": 1}] * len(result.agents)
+    # Each sub-task is an ordinary task with its own stored result
+    assert (await client.result(f"{result.job_id}-0")) is not None
+    mapped = await client.run_job(
+        SwarmJob(capability="cpu", inputs=[{"rounds": 1, "seed": str(i)} for i in range(5)]),
+        timeout=30,
+    )
+    assert mapped.status == "succeeded" and mapped.succeeded == 5
     with pytest.raises(ServiceError) as info:
         await client.run_job(SwarmJob(capability="nobody-has-this"))
     assert info.value.code is ErrorCode.NO_AGENT
-    # A job may not fan out past the configured bound (256 by default) and is refused by name
+    # An ensemble cannot ask for more distinct agents than are live, nor a job for more
+    # sub-tasks than the configured bound (10,000 by default); both are refused by name
+    with pytest.raises(ServiceError, match="distinct agents"):
+        await client.run_job(SwarmJob(capability="echo", ensemble=3))
     with pytest.raises(ServiceError, match="SWARMHUB_JOB_MAX_FAN_OUT") as info:
-        await client.run_job(SwarmJob(capability="echo", fan_out=10_000))
+        await client.run_job(SwarmJob(capability="echo", inputs=[{}] * 10_001))
     assert info.value.code is ErrorCode.BAD_REQUEST
 
 

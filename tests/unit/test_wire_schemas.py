@@ -99,6 +99,8 @@ def _subject_names() -> set[str]:
         for b in (subjects.RESULTS_BUCKET, subjects.AGENTS_BUCKET, subjects.LEADER_BUCKET)
     }
     names.add(subjects.consumer_next(subjects.TASK_STREAM, subjects.ROUTER_CONSUMER))
+    names |= {subjects.lane_consumer(lane) for lane in subjects.LANES}
+    names |= {subjects.lane_filter(lane) for lane in subjects.LANES}
     names |= {subjects.srv_subjects(verb, "x", "y")[0] for verb in ("PING", "INFO", "STATS")}
     return names
 

@@ -1,4 +1,4 @@
-"""The `swarm` scenario: one job fanned out across live agents and gathered by the coordinator."""
+"""The `swarm` scenario: one durable swarm job (an ensemble over live agents), gathered."""
 
 from __future__ import annotations
 
@@ -26,17 +26,17 @@ class SwarmScenario(Scenario):
             SwarmJob(
                 capability=self.config.capability,
                 payload=self.config.body(seq),
-                fan_out=self.config.fan_out,
-                timeout=self.config.timeout,
-            )
+                ensemble=self.config.fan_out,
+                attempt_timeout=self.config.timeout,
+            ),
+            timeout=self.config.timeout,
         )
         self.jobs += 1
         self.agents_total += len(result.agents)
-        if result.status == "failed":
-            first = result.errors[0] if result.errors else None
+        if result.status in ("failed", "timed_out", "cancelled"):
             raise ServiceError(
-                first.code if first else ErrorCode.INTERNAL,
-                first.message if first else f"Swarm job {result.job_id} failed.",
+                result.error.code if result.error else ErrorCode.INTERNAL,
+                result.error.message if result.error else f"Swarm job {result.job_id} failed.",
             )
         if result.status == "partial":
             self.partial += 1

@@ -1,0 +1,801 @@
+"""Swarm jobs on the durable path: stored when accepted, run as sub-tasks through the task stream,
+reduced by the leader coordinator, and resumed from the store by the next leader after a crash.
+
+Keys of the jobs bucket (`hub_jobs`): `job.<id>` the accepted JobRecord (deleted once the job
+has its result), `progress.<id>` the leader's checkpoint (also deleted), `result.<id>` the one
+final SwarmJobResult (create-once, so two coordinators can never record two).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
+from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
+from nats.js.kv import KeyValue
+
+from swarm_coordinator.reduce import Tally, outcomes, reduce
+from swarmhub import codec, provision, subjects
+from swarmhub.bus import Bus
+from swarmhub.client import SwarmClient
+from swarmhub.config import CoordinatorSettings
+from swarmhub.errors import ErrorCode, ServiceError
+from swarmhub.schemas import (
+    AgentRecord,
+    ErrorInfo,
+    JobAccepted,
+    JobProgress,
+    JobRecord,
+    JobRequest,
+    JobStatusReply,
+    ResultStatus,
+    SwarmJob,
+    SwarmJobResult,
+    Task,
+    TaskResult,
+)
+
+POLL_EVERY_S = 2.0
+"""How often a running job looks in the result store for sub-results whose event it missed."""
+POLL_BATCH = 500
+EVENT_EVERY_S = 0.25
+"""Least time between two progress events of one job."""
+CHECKPOINT_EVERY_S = 1.0
+RESCAN_EVERY_S = 5.0
+PURGE_DELETES_EVERY_S = 300.0
+"""How often the leader looks for stored jobs it does not run (a lost adopt notice)."""
+FETCHERS = 16
+CANCEL_CONCURRENCY = 32
+REDUCE_N = -1
+RESULT_PREFIX = subjects.task_result("x")[:-1]
+
+
+class Job:
+    """One job the leader runs: what it needs to publish its sub-tasks, and its tally."""
+
+    def __init__(self, record: JobRecord, keep_bytes: int) -> None:
+        self.id = record.job.id
+        self.spec = record.job.model_copy(update={"inputs": None})  # inputs go once published
+        self.inputs = record.job.inputs
+        self.agents = record.agents
+        self.total = record.total
+        self.accepted_at = record.accepted_at
+        self.tally = Tally.for_job(record.job, record.total, keep_bytes)
+        self.wake = asyncio.Event()
+        self.published = False
+        self.changed = True
+        self.ending = ""  # "cancelled" when asked to; "external" when another ended it
+        self.reduce_result: TaskResult | None = None
+        self.driver: asyncio.Task[None] | None = None
+        self.checkpointed = False
+        self.done: asyncio.Future[SwarmJobResult | None] = (
+            asyncio.get_running_loop().create_future()
+        )
+
+    def sub_id(self, n: int) -> str:
+        """Task id of sub-task `n` (REDUCE_N: the user reduce task)."""
+        return f"{self.id}-reduce" if n == REDUCE_N else f"{self.id}-{n}"
+
+    def progress(self, state: str = "running") -> JobProgress:
+        """Where the job stands now."""
+        t = self.tally
+        return JobProgress(
+            job_id=self.id,
+            state=state,  # type: ignore[arg-type]
+            total=self.total,
+            succeeded=t.succeeded,
+            failed=t.failed,
+            running=self.total - t.done,
+            published=self.published,
+        )
+
+
+class Jobs:
+    """Accepts, runs, reports and cancels swarm jobs for one coordinator."""
+
+    def __init__(
+        self,
+        settings: CoordinatorSettings,
+        log: Any,
+        agents: Callable[[], Iterable[AgentRecord]],
+    ) -> None:
+        self.settings = settings
+        self.log = log
+        self.live_agents = agents
+        self.leading = False
+        self.running: dict[str, Job] = {}
+        self.pending: dict[str, tuple[Job, int]] = {}
+        # Every task's result event reaches a subscriber: listen only while a job runs here.
+        self._results_sub: Subscription | None = None
+        self._results_lock = asyncio.Lock()
+        self.arrived: asyncio.Queue[str] = asyncio.Queue()
+        self.background: set[asyncio.Task[Any]] = set()
+        self.finished = 0
+        self._bus: Bus | None = None
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    async def start(self, bus: Bus) -> None:
+        """Bind the buckets and listen for sub-results and adopt notices."""
+        self._bus = bus
+        self.kv: KeyValue = await provision.ensure_kv(
+            bus.js,
+            subjects.JOBS_BUCKET,
+            ttl=self.settings.jobs_ttl,
+            replicas=self.settings.replicas,
+        )
+        self.results: KeyValue = await bus.js.key_value(subjects.RESULTS_BUCKET)
+        self.client = SwarmClient(bus)
+        await bus.nc.subscribe(subjects.SWARM_JOB_ADOPT, cb=self._on_adopt)
+        for i in range(FETCHERS):
+            self._spawn(self._fetch_loop(), f"job-fetch-{i}")
+
+    @property
+    def bus(self) -> Bus:
+        """The connected bus."""
+        assert self._bus is not None, "start() has not run"
+        return self._bus
+
+    def _spawn(self, coro: Any, name: str) -> asyncio.Task[Any]:
+        task = asyncio.create_task(coro, name=name)
+        self.background.add(task)
+        task.add_done_callback(self._reap)
+        return task
+
+    def _reap(self, task: asyncio.Task[Any]) -> None:
+        self.background.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            self.log.error("job_task_failed", task=task.get_name(), reason=repr(task.exception()))
+
+    async def lead(self) -> None:
+        """Became leader: resume every stored job that has no result yet."""
+        self.leading = True
+        self._spawn(self.rescan(), "job-resume")
+
+    def step_down(self) -> None:
+        """No longer leader (or stopping): stop driving jobs without ending them."""
+        self.leading = False
+        for job in list(self.running.values()):
+            if job.driver is not None:
+                job.driver.cancel()
+        self.running.clear()
+        self.pending.clear()
+        self._spawn(self._stop_hearing_if_idle(), "results-unsubscribe")
+
+    async def stop(self) -> None:
+        """Stop everything this coordinator runs for jobs."""
+        self.step_down()
+        for task in list(self.background):
+            task.cancel()
+        await asyncio.gather(*self.background, return_exceptions=True)
+
+    async def rescan_loop(self, stopping: asyncio.Event) -> None:
+        """While leader, pick up stored jobs nobody runs (an adopt notice may have been lost)."""
+        last_tidy = time.monotonic()
+        while not stopping.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), timeout=RESCAN_EVERY_S)
+            if self.leading and not stopping.is_set():
+                try:
+                    await self.rescan()
+                    if time.monotonic() - last_tidy > PURGE_DELETES_EVERY_S:
+                        last_tidy = time.monotonic()
+                        await self.tidy()
+                except Exception as exc:  # NATS away: next round
+                    self.log.warning("job_rescan_failed", reason=f"{type(exc).__name__}: {exc}")
+
+    async def tidy(self) -> None:
+        """Drop the purge markers finished jobs left behind (the leader, now and then)."""
+        await self.kv.purge_deletes(olderthan=int(PURGE_DELETES_EVERY_S))
+
+    async def rescan(self) -> None:
+        """Run every stored, unfinished job this leader does not run yet."""
+        found = 0
+        for key in await self._running_keys():
+            job_id = key.split(".", 1)[1]
+            if job_id in self.running or not self.leading:
+                continue
+            record = await self._record(job_id)
+            if record is not None and job_id not in self.running:
+                found += 1
+                self._run(record, resume=True)
+        if found:
+            self.log.info("jobs_resumed", jobs=found)
+
+    async def _running_keys(self) -> list[str]:
+        """Keys of stored jobs without a result (an ordered consumer on `job.*`, headers only)."""
+        watcher = await self.kv.watch("job.*", headers_only=True, ignore_deletes=True)
+        keys: list[str] = []
+        try:
+            async for entry in watcher:
+                if entry is None:  # the end of what is stored now
+                    break
+                keys.append(entry.key)
+        finally:
+            await watcher.stop()  # type: ignore[no-untyped-call]
+        return keys
+
+    async def _on_adopt(self, msg: Msg) -> None:
+        """A standby stored a job: the leader runs it."""
+        if not self.leading:
+            return
+        try:
+            req = codec.decode(msg.data, JobRequest)
+        except ServiceError:
+            return
+        if req.job_id in self.running:
+            return
+        record = await self._record(req.job_id)
+        if record is not None and self.leading and req.job_id not in self.running:
+            self._run(record, resume=True)
+
+    # -- endpoints --------------------------------------------------------------------------
+
+    async def submit(self, job: SwarmJob) -> JobAccepted:
+        """Store a job (its acknowledgement: it will end with exactly one result) and run it."""
+        total, agents = self._plan(job)
+        record = JobRecord(job=job, accepted_at=time.time(), total=total, agents=agents)
+        data = self._check_size(job, record)
+        if self.leading and len(self.running) >= self.settings.job_max_running:
+            raise ServiceError(
+                ErrorCode.BUSY,
+                f"{len(self.running)} swarm jobs are running, the most allowed "
+                "(SWARMHUB_JOB_MAX_RUNNING); try again when some have finished.",
+                retryable=True,
+            )
+        # No look for a finished job of the same id here (it would cost every job a read):
+        # such a job runs again as a new one, and on its end finds and keeps the first result.
+        if not await self._create(subjects.job_key("job", job.id), data):
+            stored = await self._record(job.id)
+            return JobAccepted(
+                job_id=job.id,
+                total=stored.total if stored else total,
+                accepted_at=stored.accepted_at if stored else record.accepted_at,
+                existing=True,
+            )
+        if self.leading:
+            self._run(record, resume=False)
+        else:
+            await self.bus.publish(subjects.SWARM_JOB_ADOPT, JobRequest(job_id=job.id))
+        return JobAccepted(job_id=job.id, total=total, accepted_at=record.accepted_at)
+
+    def _plan(self, job: SwarmJob) -> tuple[int, list[str]]:
+        """How many sub-tasks, and for an ensemble the distinct agents meant to run them."""
+        live = sorted(
+            a.agent_id
+            for a in self.live_agents()
+            if job.capability in a.capabilities and a.state == "up"
+        )
+        if not live:
+            raise ServiceError(
+                ErrorCode.NO_AGENT, f"No live agent offers capability {job.capability!r}."
+            )
+        agents: list[str] = []
+        if job.inputs is not None:
+            total = len(job.inputs)
+        else:
+            total = job.ensemble or len(live)
+            if total > len(live):
+                raise ServiceError(
+                    ErrorCode.NO_AGENT,
+                    f"An ensemble of {total} needs {total} distinct agents; {len(live)} live "
+                    f"agent(s) offer {job.capability!r}.",
+                    retryable=True,
+                )
+            agents = random.sample(live, total)
+        limit = self.settings.job_max_fan_out
+        if total > limit:
+            raise ServiceError(
+                ErrorCode.BAD_REQUEST,
+                f"Swarm job has {total} sub-tasks; at most {limit} are allowed "
+                "(SWARMHUB_JOB_MAX_FAN_OUT).",
+            )
+        if job.reduce == "quorum" and (job.quorum or 0) > total:
+            raise ServiceError(
+                ErrorCode.BAD_REQUEST,
+                f"A quorum of {job.quorum} cannot be reached by {total} sub-tasks.",
+            )
+        return total, agents
+
+    def _check_size(self, job: SwarmJob, record: JobRecord) -> bytes:
+        limit = self.settings.job_max_input_bytes
+        for i, one in enumerate(job.inputs if job.inputs is not None else [job.payload]):
+            size = len(codec.pack(one))
+            if size > limit:
+                what = f"Input {i}" if job.inputs is not None else "The payload"
+                raise ServiceError(
+                    ErrorCode.TOO_LARGE,
+                    f"{what} of the swarm job is {size} bytes; at most {limit} are allowed "
+                    "(SWARMHUB_JOB_MAX_INPUT_BYTES).",
+                )
+        data = self.bus.encode(record)
+        if len(data) > self.settings.job_max_bytes:
+            raise ServiceError(
+                ErrorCode.TOO_LARGE,
+                f"The swarm job is {len(data)} bytes as stored; at most "
+                f"{self.settings.job_max_bytes} are allowed (SWARMHUB_JOB_MAX_BYTES).",
+            )
+        return data
+
+    async def status(self, req: JobRequest) -> JobStatusReply:
+        """Progress of a running job (the leader's own count), else what the store says."""
+        job = self.running.get(req.job_id)
+        if job is not None:
+            return JobStatusReply(progress=job.progress())
+        result = await self.stored_result(req.job_id)
+        if result is not None:
+            return JobStatusReply(progress=done_progress(result), result=result)
+        checkpoint = await self._get(subjects.job_key("progress", req.job_id), JobProgress)
+        if checkpoint is not None:
+            return JobStatusReply(progress=checkpoint)
+        record = await self._record(req.job_id)
+        if record is not None:
+            return JobStatusReply(
+                progress=JobProgress(
+                    job_id=req.job_id, state="accepted", total=record.total, running=record.total
+                )
+            )
+        return JobStatusReply(progress=JobProgress(job_id=req.job_id, state="unknown"))
+
+    async def cancel(self, req: JobRequest) -> JobStatusReply:
+        """End a job as cancelled (unless it has its result already) and cancel its sub-tasks."""
+        job = self.running.get(req.job_id)
+        if job is not None and not job.done.done():
+            job.ending = job.ending or "cancelled"
+            job.wake.set()
+            await asyncio.shield(job.done)
+        else:
+            result = await self.stored_result(req.job_id)
+            if result is None:
+                record = await self._record(req.job_id)
+                if record is None:
+                    raise ServiceError(ErrorCode.NOT_FOUND, f"No swarm job {req.job_id} is stored.")
+                # Run elsewhere or not yet adopted: end it in the store; first writer wins, and
+                # the leader running it sees the result on its next look and stops.
+                ended = Job(record, self.bus.limits.body)
+                ended.ending = "cancelled"
+                await self._finish(ended)
+        result = await self.stored_result(req.job_id)
+        if result is None:
+            raise ServiceError(
+                ErrorCode.UNAVAILABLE, "The job store did not answer; try again.", retryable=True
+            )
+        return JobStatusReply(progress=done_progress(result), result=result)
+
+    # -- running a job ----------------------------------------------------------------------
+
+    def _run(self, record: JobRecord, *, resume: bool) -> Job:
+        job = Job(record, self.bus.limits.body // 2)
+        self.running[job.id] = job
+        for n in range(job.total):
+            self.pending[job.sub_id(n)] = (job, n)
+        job.driver = self._spawn(self._drive(job, resume), f"job-{job.id}")
+        return job
+
+    async def _hear_results(self) -> None:
+        """Listen to result events (before any sub-task is published, so none is missed)."""
+        async with self._results_lock:
+            if self._results_sub is None:
+                self._results_sub = await self.bus.nc.subscribe(
+                    subjects.TASK_RESULT_ALL, cb=self._on_result
+                )
+
+    async def _stop_hearing_if_idle(self) -> None:
+        """With no job running here, stop receiving every task's result event."""
+        async with self._results_lock:
+            if not self.running and self._results_sub is not None:
+                sub, self._results_sub = self._results_sub, None
+                with contextlib.suppress(Exception):
+                    await sub.unsubscribe()
+
+    async def _drive(self, job: Job, resume: bool) -> None:
+        try:
+            await self._hear_results()
+            if resume:
+                if await self.stored_result(job.id) is not None:
+                    job.ending = "external"
+                    await self._cleanup(job)
+                    return
+                checkpoint = await self._get(subjects.job_key("progress", job.id), JobProgress)
+                job.checkpointed = checkpoint is not None
+                await self._lookup(job, range(job.total))
+                job.published = checkpoint is not None and checkpoint.published
+                self.log.info("job_resumed", job_id=job.id, total=job.total, done=job.tally.done)
+            if not job.published:
+                await self._publish_all(job)
+            await self._watch(job)
+            if job.ending != "external":
+                await self._finish(job)
+            else:
+                await self._cleanup(job)
+        finally:
+            for n in [*range(job.total), REDUCE_N]:
+                entry = self.pending.get(job.sub_id(n))
+                if entry is not None and entry[0] is job:
+                    del self.pending[job.sub_id(n)]
+            if self.running.get(job.id) is job:
+                del self.running[job.id]
+            if not self.running:
+                self._spawn(self._stop_hearing_if_idle(), "results-unsubscribe")
+            if not job.done.done():
+                job.done.set_result(None)
+
+    def _sub_task(self, job: Job, n: int) -> Task:
+        spec = job.spec
+        return Task(
+            id=job.sub_id(n),
+            capability=spec.capability,
+            payload=job.inputs[n] if job.inputs is not None else spec.payload,
+            priority=spec.priority,
+            deadline=spec.deadline,
+            attempt_timeout=spec.attempt_timeout,
+            max_attempts=spec.max_attempts,
+            created_at=job.accepted_at,
+            # An ensemble's sub-task n runs on its own agent only, so every vote is a distinct
+            # agent's (with a mere preference, a busy agent's sub-task could go to another).
+            agent=job.agents[n] if job.agents else None,
+        )
+
+    async def _publish_all(self, job: Job) -> None:
+        """Put every sub-task without a result into the task stream (deduplicated by id)."""
+        todo = iter([n for n in range(job.total) if n not in job.tally.rows])
+
+        async def worker() -> None:
+            for n in todo:
+                if job.ending:
+                    return
+                await self._publish(job, self._sub_task(job, n))
+
+        workers = min(self.settings.job_publish_in_flight, job.total)
+        await asyncio.gather(*(worker() for _ in range(workers)))
+        job.published = True
+        job.inputs = None
+        job.changed = True
+        job.wake.set()
+
+    async def _publish(self, job: Job, task: Task) -> None:
+        delay = 0.1
+        while True:
+            try:
+                await self.client.submit(task)
+                return
+            except ServiceError as exc:
+                late = job.spec.deadline is not None and time.time() >= job.spec.deadline
+                if not exc.retryable or late or job.ending:
+                    n = int(task.id.rsplit("-", 1)[1])
+                    failed = TaskResult(
+                        task_id=task.id,
+                        status=ResultStatus.FAILED,
+                        capability=task.capability,
+                        error=ErrorInfo(code=exc.code, message=exc.message),
+                    )
+                    self._count(job, n, failed)
+                    return
+                self.log.warning("sub_task_publish_retry", task_id=task.id, reason=exc.message)
+                await asyncio.sleep(delay)
+                delay = min(2.0, delay * 2)
+
+    async def _watch(self, job: Job) -> None:
+        """Wait for sub-results (events, store polls) until the job is settled or must end."""
+        now = time.monotonic()
+        last_event = last_poll = last_checkpoint = now
+        checkpointed = (-1, -1, False)
+        while True:
+            if job.ending or (job.published and job.tally.settled()):
+                break
+            deadline = job.spec.deadline
+            if deadline is not None and time.time() >= deadline:
+                job.ending = "timed_out"
+                break
+            now = time.monotonic()
+            wait = POLL_EVERY_S - (now - last_poll)
+            if job.changed:
+                wait = min(wait, EVENT_EVERY_S - (now - last_event))
+            if deadline is not None:
+                wait = min(wait, deadline - time.time())
+            job.wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(job.wake.wait(), timeout=max(0.0, wait))
+            now = time.monotonic()
+            if job.changed and now - last_event >= EVENT_EVERY_S:
+                job.changed = False
+                last_event = now
+                await self._event(job.progress())
+            state = (job.tally.done, job.tally.succeeded, job.published)
+            if now - last_checkpoint >= CHECKPOINT_EVERY_S and state != checkpointed:
+                last_checkpoint = now
+                checkpointed = state
+                job.checkpointed = True
+                with contextlib.suppress(Exception):
+                    await self.kv.put(
+                        subjects.job_key("progress", job.id), self.bus.encode(job.progress())
+                    )
+            if now - last_poll >= POLL_EVERY_S:
+                last_poll = now
+                if await self.stored_result(job.id) is not None:
+                    job.ending = "external"  # cancelled through another coordinator
+                    break
+                missing = [n for n in range(job.total) if n not in job.tally.rows]
+                await self._lookup(job, missing[:POLL_BATCH])
+
+    async def _finish(self, job: Job) -> None:
+        """Reduce, store the one final result (create-once), announce it, tidy up."""
+        ending = job.ending
+        if job.spec.reduce == "capability" and not ending:
+            await self._user_reduce(job)
+            ending = job.ending if job.ending in ("cancelled", "timed_out") else ""
+        result = self._result(job, ending)
+        data = self._fit(result)
+        final = result
+        if await self._create(subjects.job_key("result", job.id), data, retry_for=30.0):
+            self.finished += 1
+            self.log.debug("job_finished", job_id=job.id, status=result.status, total=job.total)
+        else:  # another coordinator ended it first (a cancel): its result is the one
+            final = await self.stored_result(job.id) or result
+        if not job.done.done():
+            job.done.set_result(final)
+        await self._event(done_progress(final))
+        await self._cleanup(job)
+
+    def _result(self, job: Job, ending: str) -> SwarmJobResult:
+        tally = job.tally
+        spec = job.spec
+        if spec.reduce == "capability" and ending not in ("cancelled", "timed_out"):
+            reduced = job.reduce_result
+            if reduced is not None and reduced.status is ResultStatus.SUCCEEDED:
+                status, value, error = "succeeded", reduced.output, None
+            else:
+                status, value = "failed", None
+                error = (reduced.error if reduced else None) or ErrorInfo(
+                    code=ErrorCode.INTERNAL, message="The reduce task has no result."
+                )
+        else:
+            outcome = reduce(tally, ending if ending in ("cancelled", "timed_out") else "")
+            status, value, error = outcome.status, outcome.value, outcome.error
+        elapsed = max(0.0, (time.time() - job.accepted_at) * 1000)
+        return SwarmJobResult(
+            job_id=job.id,
+            status=status,  # type: ignore[arg-type]
+            capability=spec.capability,
+            reduce=spec.reduce,
+            value=value,
+            error=error,
+            total=job.total,
+            succeeded=tally.succeeded,
+            failed=job.total - tally.succeeded,
+            outcomes=outcomes(tally, ending, with_outputs=spec.reduce != "gather"),
+            agents=list(tally.agents),
+            truncated=tally.truncated,
+            elapsed_ms=elapsed,
+        )
+
+    def _fit(self, result: SwarmJobResult) -> bytes:
+        """The result's bytes; to fit, outcomes lose outputs, error texts, then go; value last."""
+        steps: list[Callable[[SwarmJobResult], SwarmJobResult]] = [
+            lambda r: r,
+            lambda r: r.model_copy(
+                update={
+                    "outcomes": [o.model_copy(update={"output": None}) for o in r.outcomes],
+                    "truncated": True,
+                }
+            ),
+            lambda r: r.model_copy(
+                update={
+                    "outcomes": [
+                        o.model_copy(update={"error": ErrorInfo(code=o.error.code, message="")})
+                        if o.error
+                        else o
+                        for o in r.outcomes
+                    ]
+                }
+            ),
+            lambda r: r.model_copy(
+                update={
+                    "outcomes": [o for o in r.outcomes if o.status is not ResultStatus.SUCCEEDED]
+                }
+            ),
+            lambda r: r.model_copy(update={"outcomes": []}),
+            lambda r: r.model_copy(update={"value": None}),
+        ]
+        for step in steps:
+            result = step(result)
+            try:
+                return self.bus.encode(result)
+            except ServiceError:
+                continue
+        return self.bus.encode(result)
+
+    async def _user_reduce(self, job: Job) -> None:
+        """Run the job's reduce capability on its sub-results and wait for its result."""
+        spec = job.spec
+        assert spec.reduce_capability is not None
+        rows = outcomes(job.tally, with_outputs=True)
+        task = Task(
+            id=job.sub_id(REDUCE_N),
+            capability=spec.reduce_capability,
+            payload={"job_id": job.id, "results": [r.model_dump(mode="json") for r in rows]},
+            priority=spec.priority,
+            deadline=spec.deadline,
+            attempt_timeout=spec.attempt_timeout,
+            max_attempts=spec.max_attempts,
+            created_at=job.accepted_at,
+        )
+        self.pending[task.id] = (job, REDUCE_N)
+        try:
+            await self.client.submit(task)
+        except ServiceError as exc:
+            job.reduce_result = TaskResult(
+                task_id=task.id,
+                status=ResultStatus.FAILED,
+                error=ErrorInfo(code=exc.code, message=f"Reduce task refused: {exc.message}"),
+            )
+            return
+        last_poll = time.monotonic()
+        while job.reduce_result is None and not job.ending:
+            wait = POLL_EVERY_S
+            if spec.deadline is not None:
+                wait = min(wait, spec.deadline - time.time())
+                if wait <= 0:
+                    job.ending = "timed_out"
+                    return
+            job.wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(job.wake.wait(), timeout=wait)
+            if time.monotonic() - last_poll >= POLL_EVERY_S:
+                last_poll = time.monotonic()
+                await self._fetch(task.id)
+
+    # -- sub-results ------------------------------------------------------------------------
+
+    async def _on_result(self, msg: Msg) -> None:
+        """A result event: count it if it is a sub-task of a running job.
+
+        Only routers may publish result events (roles.py), as only they may write the result
+        store, so the event is as trustworthy as the store and saves a read per sub-task.
+        One that does not decode is looked up in the store instead.
+        """
+        task_id = msg.subject[len(RESULT_PREFIX) :]
+        entry = self.pending.get(task_id)
+        if entry is None:
+            return
+        try:
+            result = self.bus.decode(msg.data, TaskResult)
+        except ServiceError:
+            self.arrived.put_nowait(task_id)
+            return
+        if result.task_id == task_id:
+            self._count(entry[0], entry[1], result)
+
+    async def _fetch_loop(self) -> None:
+        while True:
+            task_id = await self.arrived.get()
+            try:
+                await self._fetch(task_id)
+            except Exception as exc:  # the store away: the job's poll finds it later
+                self.log.debug("sub_result_fetch_failed", task_id=task_id, reason=repr(exc))
+
+    async def _fetch(self, task_id: str) -> None:
+        entry = self.pending.get(task_id)
+        if entry is None:
+            return
+        try:
+            stored = await self.results.get(task_id)
+        except KeyNotFoundError:
+            return
+        data = stored.value or b""
+        self._count(entry[0], entry[1], self.bus.decode(data, TaskResult))
+
+    def _count(self, job: Job, n: int, result: TaskResult) -> None:
+        if n == REDUCE_N:
+            job.reduce_result = result
+            job.wake.set()
+            return
+        if job.tally.add(n, result):
+            self.pending.pop(job.sub_id(n), None)
+            job.changed = True
+            job.wake.set()
+
+    async def _lookup(self, job: Job, ns: Iterable[int]) -> None:
+        """Read the stored results of these sub-tasks (a resume, or a poll for missed events)."""
+        todo = iter(list(ns))
+
+        async def worker() -> None:
+            for n in todo:
+                with contextlib.suppress(KeyNotFoundError, ServiceError):
+                    await self._fetch(job.sub_id(n))
+
+        await asyncio.gather(*(worker() for _ in range(FETCHERS * 4)))
+
+    # -- store ------------------------------------------------------------------------------
+
+    async def _create(self, key: str, data: bytes, retry_for: float = 0.0) -> bool:
+        """Create-only write; False when the key exists. Retried while the store is away."""
+        delay = 0.1
+        deadline = time.monotonic() + retry_for
+        while True:
+            try:
+                await self.kv.create(key, data)
+                return True
+            except KeyWrongLastSequenceError:
+                return False
+            except Exception:
+                if time.monotonic() + delay > deadline:
+                    raise
+                await asyncio.sleep(delay)
+                delay = min(2.0, delay * 2)
+
+    async def _get(self, key: str, model: type[Any]) -> Any:
+        try:
+            entry = await self.kv.get(key)
+        except KeyNotFoundError:
+            return None
+        if not entry.value:
+            return None
+        return self.bus.decode(entry.value, model)
+
+    async def stored_result(self, job_id: str) -> SwarmJobResult | None:
+        """The job's final result, if it has one."""
+        result: SwarmJobResult | None = await self._get(
+            subjects.job_key("result", job_id), SwarmJobResult
+        )
+        return result
+
+    async def _record(self, job_id: str) -> JobRecord | None:
+        record: JobRecord | None = await self._get(subjects.job_key("job", job_id), JobRecord)
+        return record
+
+    async def _delete(self, job_id: str, *, progress: bool = True) -> None:
+        for kind in ("job", "progress") if progress else ("job",):
+            with contextlib.suppress(Exception):
+                await self.kv.purge(subjects.job_key(kind, job_id))
+
+    async def _cleanup(self, job: Job) -> None:
+        """Drop the record; cancel sub-tasks the job no longer waits for."""
+        unfinished = [job.sub_id(n) for n in range(job.total) if n not in job.tally.rows]
+        if job.ending == "external" or not unfinished:
+            # whoever ended it elsewhere cancels its sub-tasks
+            await self._delete(job.id, progress=job.checkpointed)
+            return
+        self._spawn(self._cancel_tasks(job.id, unfinished), f"job-cancel-{job.id}")
+
+    async def _cancel_tasks(self, job_id: str, task_ids: list[str]) -> None:
+        todo = iter(task_ids)
+
+        async def worker() -> None:
+            for task_id in todo:
+                with contextlib.suppress(ServiceError):
+                    await self.client.cancel(task_id)
+
+        await asyncio.gather(*(worker() for _ in range(CANCEL_CONCURRENCY)))
+        await self._delete(job_id)
+
+    async def _event(self, progress: JobProgress) -> None:
+        try:
+            await self.bus.publish(
+                subjects.swarm_job_event(progress.job_id),
+                progress,
+                template=subjects.TEMPLATES["job_event"],
+            )
+        except Exception as exc:  # informative only: the store holds the truth
+            self.log.warning("job_event_failed", job_id=progress.job_id, reason=str(exc))
+
+
+def done_progress(result: SwarmJobResult) -> JobProgress:
+    """The progress of a job that has its final result."""
+    return JobProgress(
+        job_id=result.job_id,
+        state="done",
+        total=result.total,
+        succeeded=result.succeeded,
+        failed=result.failed,
+        running=0,
+        published=True,
+        status=result.status,
+        at=result.finished_at,
+    )
