@@ -330,22 +330,41 @@ async def _result(args: argparse.Namespace) -> int:
 
 async def _status(args: argparse.Namespace) -> int:
     from swarmhub.client import SwarmClient
+    from swarmhub.status import tasks_summary
 
     async with SwarmClient.connect(args.url, role="operator") as client:
         agents = await client.agents()
         infos = await client.discover("INFO")
         stats = {s["id"]: s for s in await client.discover("STATS")}
+        dead = len(await client.dead_letters())
+    tasks = {**tasks_summary(list(stats.values())), "dead_letters": dead}
+    leaders = [
+        st["id"]
+        for st in stats.values()
+        if st.get("name") == "swarm-coordinator" and (st.get("data") or {}).get("leader")
+    ]
     if args.json:
         print(
             json.dumps(
                 {
                     "agents": [a.model_dump(mode="json") for a in agents],
+                    "tasks": tasks,
+                    "leader": leaders[0] if leaders else None,
                     "services": [{**i, "stats": stats.get(i["id"])} for i in infos],
                 },
                 sort_keys=True,
             )
         )
         return 0
+    p95 = f"{tasks['p95_ms']:.1f} ms" if tasks["p95_ms"] is not None else "- (none finished)"
+    results = ", ".join(f"{k} {v}" for k, v in sorted(tasks["by_status"].items())) or "none yet"
+    print(f"tasks (results since the routers started: {results})")
+    print(
+        f"  p95 of the last {tasks['p95_window_s']:g} s: {p95}   held by routers: "
+        f"{tasks['in_flight']}   waiting in the stream: {tasks['waiting']} (oldest "
+        f"{tasks['oldest_age_s']:.0f} s)   dead letters: {dead}"
+    )
+    print(f"  coordinator leader: {leaders[0] if leaders else 'none'}")
     live = {
         st.get("data", {}).get("agent_id"): st.get("data", {})
         for st in stats.values()
@@ -372,16 +391,22 @@ async def _status(args: argparse.Namespace) -> int:
                 f"failure_rate={b['failure_rate']:.0f}% calls={b['calls']}"
             )
     print(f"services ({len(infos)} answering $SRV.INFO)")
-    print(f"  {'NAME':<18} {'ID':<24} {'VERSION':<8} {'REQUESTS':>8} {'ERRORS':>6}  ENDPOINTS")
+    print(
+        f"  {'NAME':<18} {'ID':<24} {'VERSION':<8} {'REQUESTS':>8} {'ERRORS':>6} {'TASKS':>7}"
+        "  ENDPOINTS"
+    )
     for info in infos:
         st = stats.get(info["id"], {})
         eps = st.get("endpoints", [])
         reqs = sum(e.get("num_requests", 0) for e in eps)
         errs = sum(e.get("num_errors", 0) for e in eps)
         names = ",".join(e["name"] for e in info.get("endpoints", []))
+        # A router's work is its stream, not its endpoints: its TASKS are results it recorded,
+        # a worker's the attempts it completed.
+        done = (st.get("data") or {}).get("completed", "-")
         print(
             f"  {info['name']:<18} {info['id']:<24} {info['version']:<8} "
-            f"{reqs:>8} {errs:>6}  {names}"
+            f"{reqs:>8} {errs:>6} {done:>7}  {names}"
         )
     return 0
 

@@ -12,6 +12,7 @@ from nats.js import JetStreamContext
 
 from swarmhub import metrics, subjects
 from swarmhub.bus import Bus
+from task_router.figures import Backlog
 
 INTERVAL = 5.0
 """Seconds between two looks at the stream: a scrape sees figures at most this old."""
@@ -45,8 +46,8 @@ async def read_backlog(bus: Bus) -> tuple[int, int, float]:
     return pending, ack_pending, oldest_age(state, time.time())
 
 
-async def backlog_loop(bus: Bus, log: Any) -> None:
-    """Keep the backlog gauges current; a failed look leaves the last figures in place."""
+async def backlog_loop(bus: Bus, log: Any, figures: Backlog) -> None:
+    """Keep the backlog gauges and `figures` current; a failed look leaves the last in place."""
     waiting = metrics.TASKS_PENDING.labels("waiting")
     held = metrics.TASKS_PENDING.labels("held")
     while True:
@@ -58,4 +59,5 @@ async def backlog_loop(bus: Bus, log: Any) -> None:
             waiting.set(pending)
             held.set(ack_pending)
             metrics.TASKS_OLDEST_AGE.set(age)
+            figures.waiting, figures.held, figures.oldest_age_s = pending, ack_pending, age
         await asyncio.sleep(INTERVAL)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import dataclasses
 import re
@@ -39,6 +38,7 @@ from task_router.attempts import Attempts
 from task_router.backlog import backlog_loop
 from task_router.cancels import Cancels
 from task_router.decisions import Defer, Final, Retry, make_result
+from task_router.figures import Backlog, RecentLatencies
 from task_router.intake import Intake
 from task_router.registry import AgentView
 from task_router.results import DeadLetters, ResultStore, count_capabilities
@@ -57,7 +57,8 @@ class TaskRouter(Service):
         super().__init__(**kwargs)
         self.settings = settings or RouterSettings()
         self.view = AgentView()
-        self.latencies: collections.deque[float] = collections.deque(maxlen=2000)
+        self.latencies = RecentLatencies()
+        self.backlog = Backlog()
         self.add_endpoint("status", subjects.TASK_STATUS, StatusRequest, self.status)
         self.add_endpoint("cancel", subjects.TASK_CANCEL, CancelRequest, self.cancel)
         self.cancels = Cancels()
@@ -102,7 +103,7 @@ class TaskRouter(Service):
         self.spawn_loop(self.intake.pull_loop(), "pull", drain=True)
         self.spawn_loop(self.intake.keepalive_loop(), "keepalive")
         self.spawn_loop(self._sweep_loop(), "sweep")
-        self.spawn_loop(backlog_loop(self.bus, self.log), "backlog")
+        self.spawn_loop(backlog_loop(self.bus, self.log, self.backlog), "backlog")
 
     async def _bind_consumers(self) -> list[ConsumerInfo]:
         """Every lane's shared durable consumer, most urgent first.
@@ -183,15 +184,15 @@ class TaskRouter(Service):
 
     def stats_data(self) -> dict[str, Any]:
         """Throughput and latency figures shown in $SRV.STATS and `swarmhub up`."""
-        lat = sorted(self.latencies)
-        p95 = lat[int(0.95 * (len(lat) - 1))] if lat else None
         by_status = self.results.by_status if hasattr(self, "results") else {}
         return {
             "completed": sum(by_status.values()),
             "by_status": dict(by_status),
             "in_flight": len(self.intake.held) if hasattr(self, "intake") else 0,
             "agents": len(self.view.agents),
-            "p95_ms": p95,
+            "p95_ms": self.latencies.p95(),
+            "p95_window_s": self.latencies.window,
+            "backlog": dataclasses.asdict(self.backlog),
             "breakers": self.attempts.breakers.snapshot() if hasattr(self, "attempts") else {},
         }
 
@@ -363,7 +364,7 @@ class TaskRouter(Service):
     async def _finish(self, msg: Msg, result: TaskResult) -> None:
         """Record the one final result (first writer wins), announce it, then ack."""
         if await self.results.record(result):
-            self.latencies.append(result.timings.total_ms)
+            self.latencies.add(result.timings.total_ms)
         await msg.ack()
 
     # -- endpoints --------------------------------------------------------------------------

@@ -183,6 +183,10 @@ def test_the_cli_submits_to_the_app_and_warns_of_missing_agents(
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["output"]["text"] == "CLI"
     assert f"{json.loads(done.stdout)['task_id']} running on agent-" in done.stderr
+    status = swarmhub("status", "--json", "--url", cluster.server_url, env=env)
+    figures = json.loads(status.stdout)
+    assert figures["tasks"]["by_status"]["succeeded"] >= 1 and figures["leader"]
+    assert figures["tasks"]["p95_ms"] is not None and figures["tasks"]["p95_window_s"] == 60
     failed = swarmhub("submit", "refuse", "--wait", "--url", cluster.server_url, env=env)
     assert failed.returncode == 1 and "refused: this input can never work" in failed.stdout
     nobody = swarmhub("submit", "echo", "--wait", "--url", cluster.server_url, env=env)
