@@ -241,18 +241,22 @@ class SwarmClient:
             check_token(task_id, "task id")
         except ValueError as exc:
             raise ServiceError(ErrorCode.BAD_REQUEST, str(exc)) from None
-        kv = await self._bucket(subjects.RESULTS_BUCKET)
+        return await self._stored(subjects.RESULTS_BUCKET, task_id, TaskResult)
+
+    async def _stored(self, bucket: str, key: str, model: type[E]) -> E | None:
+        """The value stored under `key` in `bucket`, or None; an absent store raises Unavailable."""
+        kv = await self._bucket(bucket)
         try:
-            entry = await kv.get(task_id)
+            entry = await kv.get(key)
         except KeyNotFoundError:
             return None
         except (NatsTimeoutError, ServiceUnavailableError, ConnectionClosedError) as exc:
             raise ServiceError(
                 ErrorCode.UNAVAILABLE,
-                f"The result store did not answer for task {task_id} ({type(exc).__name__}).",
+                f"The store {bucket!r} did not answer for {key!r} ({type(exc).__name__}).",
                 retryable=True,
             ) from None
-        return codec.decode(entry.value or b"", TaskResult)
+        return codec.decode(entry.value or b"", model)
 
     async def wait(self, task_id: str, timeout: float = 60.0, *, check: bool = True) -> TaskResult:
         """Wait for a task's final result as stored by the hub.
@@ -495,18 +499,9 @@ class SwarmClient:
             check_token(job_id, "job id")
         except ValueError as exc:
             raise ServiceError(ErrorCode.BAD_REQUEST, str(exc)) from None
-        kv = await self._bucket(subjects.JOBS_BUCKET)
-        try:
-            entry = await kv.get(subjects.job_key("result", job_id))
-        except KeyNotFoundError:
-            return None
-        except (NatsTimeoutError, ServiceUnavailableError, ConnectionClosedError) as exc:
-            raise ServiceError(
-                ErrorCode.UNAVAILABLE,
-                f"The job store did not answer for job {job_id} ({type(exc).__name__}).",
-                retryable=True,
-            ) from None
-        return codec.decode(entry.value or b"", SwarmJobResult)
+        return await self._stored(
+            subjects.JOBS_BUCKET, subjects.job_key("result", job_id), SwarmJobResult
+        )
 
     async def job_status(self, job_id: str) -> JobStatusReply:
         """Where a swarm job stands (done/failed/running of total), with its result when done."""

@@ -17,7 +17,7 @@ from typing import Any
 
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
-from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
+from nats.js.errors import KeyNotFoundError
 from nats.js.kv import KeyValue
 
 from swarm_coordinator.reduce import Tally, outcomes, reduce
@@ -40,6 +40,7 @@ from swarmhub.schemas import (
     Task,
     TaskResult,
 )
+from swarmhub.store import create_once
 
 POLL_EVERY_S = 2.0
 """How often a running job looks in the result store for sub-results whose event it missed."""
@@ -716,19 +717,7 @@ class Jobs:
 
     async def _create(self, key: str, data: bytes, retry_for: float = 0.0) -> bool:
         """Create-only write; False when the key exists. Retried while the store is away."""
-        delay = 0.1
-        deadline = time.monotonic() + retry_for
-        while True:
-            try:
-                await self.kv.create(key, data)
-                return True
-            except KeyWrongLastSequenceError:
-                return False
-            except Exception:
-                if time.monotonic() + delay > deadline:
-                    raise
-                await asyncio.sleep(delay)
-                delay = min(2.0, delay * 2)
+        return await create_once(self.kv, key, data, retry_for)
 
     async def _get(self, key: str, model: type[Any]) -> Any:
         try:

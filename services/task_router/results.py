@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 from typing import Any
 
 from nats.aio.msg import Msg
-from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
+from nats.js.errors import KeyNotFoundError
 from nats.js.kv import KeyValue
 from opentelemetry import trace
 
@@ -15,6 +13,7 @@ from swarmhub import metrics, subjects, tracing
 from swarmhub.bus import Bus
 from swarmhub.errors import ServiceError
 from swarmhub.schemas import DeadLetter, ErrorInfo, ResultStatus, TaskResult
+from swarmhub.store import create_once
 from task_router.decisions import DEAD_LETTER_REASONS, fault_of
 
 
@@ -84,19 +83,7 @@ class ResultStore:
 
     async def _create(self, task_id: str, data: bytes) -> bool:
         """Create-only write, retried in place (the message stays held) while the store is away."""
-        delay = 0.1
-        deadline = time.monotonic() + self.retry_for
-        while True:
-            try:
-                await self.kv.create(task_id, data)
-                return True
-            except KeyWrongLastSequenceError:
-                return False
-            except Exception:
-                if time.monotonic() + delay > deadline:
-                    raise
-                await asyncio.sleep(delay)
-                delay = min(2.0, delay * 2)
+        return await create_once(self.kv, task_id, data, self.retry_for)
 
 
 def _trace_outcome(result: TaskResult) -> None:
