@@ -6,12 +6,50 @@ import asyncio
 import contextlib
 import hashlib
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from swarmhub import subjects
 from swarmhub.schemas import AgentRecord
 
 NORMAL_RANK = subjects.LANES.index(subjects.DEFAULT_LANE)
+SAMPLE = 4
+"""Agents with room looked at per pick in a large swarm (the power of a few random choices)."""
+SCAN_UP_TO = 16
+"""Up to this many agents with room, every one is looked at (the least loaded wins outright)."""
+
+
+class RandomSet:
+    """A set of agent ids with O(1) add, discard and random sampling."""
+
+    def __init__(self) -> None:
+        self._items: list[str] = []
+        self._at: dict[str, int] = {}
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._items)
+
+    def add(self, item: str) -> None:
+        """Add `item` (no-op if present)."""
+        if item not in self._at:
+            self._at[item] = len(self._items)
+            self._items.append(item)
+
+    def discard(self, item: str) -> None:
+        """Remove `item` if present, moving the last one into its place."""
+        index = self._at.pop(item, None)
+        if index is None:
+            return
+        last = self._items.pop()
+        if index < len(self._items):
+            self._items[index] = last
+            self._at[last] = index
+
+    def sample(self, k: int) -> list[str]:
+        """Up to `k` distinct items chosen at random."""
+        return random.sample(self._items, k) if k < len(self._items) else list(self._items)
 
 
 class AgentView:
@@ -21,6 +59,8 @@ class AgentView:
         self.agents: dict[str, AgentRecord] = {}
         self.by_capability: dict[str, dict[str, AgentRecord]] = {}
         self.in_flight: dict[str, int] = {}
+        # Agents with a free slot, by capability: picking costs the same at 10 or 1,000 agents.
+        self.free: dict[str, RandomSet] = {}
         # One future per priority lane, most urgent first: waking them in that order lets the
         # waiters of a more urgent lane take a freed agent slot before those of a less urgent one.
         self._changed: list[asyncio.Future[None] | None] = [None] * len(subjects.LANES)
@@ -41,6 +81,7 @@ class AgentView:
         if record.state == "up":
             for capability in record.capabilities:
                 self.by_capability.setdefault(capability, {})[record.agent_id] = record
+            self._room_changed(record.agent_id)
         self._notify()
 
     def remove(self, agent_id: str) -> None:
@@ -59,6 +100,27 @@ class AgentView:
                 holders.pop(agent_id, None)
                 if not holders:
                     del self.by_capability[capability]
+            free = self.free.get(capability)
+            if free is not None:
+                free.discard(agent_id)
+                if not free:
+                    del self.free[capability]
+
+    def _room_changed(self, agent_id: str) -> None:
+        """Put a live agent in, or take it out of, the free sets of its capabilities."""
+        record = self.agents.get(agent_id)
+        if record is None or record.state != "up":
+            return
+        if self.in_flight.get(agent_id, 0) < record.capacity:
+            for capability in record.capabilities:
+                self.free.setdefault(capability, RandomSet()).add(agent_id)
+        else:
+            for capability in record.capabilities:
+                free = self.free.get(capability)
+                if free is not None:
+                    free.discard(agent_id)
+                    if not free:
+                        del self.free[capability]
 
     def has_capability(self, capability: str, agent_id: str | None = None) -> bool:
         """Whether any live agent (or the one named) offers `capability`, at any load."""
@@ -83,16 +145,25 @@ class AgentView:
         affinity: str | None = None,
         allowed: Callable[[str], bool] | None = None,
     ) -> AgentRecord | None:
-        """A live agent with `capability` and a free slot, preferring those not in `exclude`."""
-        holders = self.by_capability.get(capability)
-        if not holders:
+        """A live agent with `capability` and a free slot, preferring those not in `exclude`.
+
+        With few agents free, every one is looked at; with many, a few random ones, so the cost
+        stays flat as the swarm grows (the full look remains for affinity keys, and for when
+        every agent sampled was tried or refused by its breaker).
+        """
+        free = self.free.get(capability)
+        if not free:
             return None
-        load = self.in_flight
-        candidates = [
-            a
-            for a in holders.values()
-            if load.get(a.agent_id, 0) < a.capacity and (allowed is None or allowed(a.agent_id))
-        ]
+        if not affinity and len(free) > SCAN_UP_TO:
+            sampled = [self.agents[i] for i in free.sample(SAMPLE)]
+            fresh = [
+                a
+                for a in sampled
+                if a.agent_id not in exclude and (allowed is None or allowed(a.agent_id))
+            ]
+            if fresh:
+                return self._least_loaded(fresh)
+        candidates = [self.agents[i] for i in free if allowed is None or allowed(i)]
         fresh = [a for a in candidates if a.agent_id not in exclude] if exclude else candidates
         pool = fresh or candidates
         if not pool:
@@ -105,6 +176,11 @@ class AgentView:
                 pool,
                 key=lambda a: hashlib.blake2b(f"{affinity}:{a.agent_id}".encode()).digest(),
             )
+        return self._least_loaded(pool)
+
+    def _least_loaded(self, pool: list[AgentRecord]) -> AgentRecord:
+        """The agent of `pool` with the smallest share of its capacity in use (ties at random)."""
+        load = self.in_flight
         least = min(load.get(a.agent_id, 0) / a.capacity for a in pool)
         best = [a for a in pool if load.get(a.agent_id, 0) / a.capacity == least]
         return best[0] if len(best) == 1 else random.choice(best)
@@ -112,6 +188,7 @@ class AgentView:
     def acquire(self, agent_id: str) -> None:
         """Count a dispatch to `agent_id`."""
         self.in_flight[agent_id] = self.in_flight.get(agent_id, 0) + 1
+        self._room_changed(agent_id)
 
     def release(self, agent_id: str) -> None:
         """Uncount a dispatch and wake waiters."""
@@ -120,6 +197,7 @@ class AgentView:
             self.in_flight.pop(agent_id, None)
         else:
             self.in_flight[agent_id] = left
+        self._room_changed(agent_id)
         self._notify()
 
     async def wait_for_change(self, timeout: float, rank: int = NORMAL_RANK) -> None:

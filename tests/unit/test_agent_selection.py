@@ -67,3 +67,53 @@ async def test_removed_agents_are_gone() -> None:
     view = view_of(agent("a", ["echo"]))
     view.remove("a")
     assert view.pick("echo", set()) is None
+
+
+def many(count: int, capacity: int = 1) -> AgentView:
+    """A swarm larger than the exhaustive look (SCAN_UP_TO), all offering `echo`."""
+    view = AgentView()
+    for i in range(count):
+        view.upsert(AgentRecord(agent_id=f"a{i:04d}", capabilities=["echo"], capacity=capacity))
+    return view
+
+
+async def test_a_large_swarm_fills_every_free_slot_before_refusing() -> None:
+    # Given 300 agents of one slot each (picks look at a few random agents, not all)
+    view = many(300)
+    used = set()
+    for _ in range(300):
+        agent = view.pick("echo", set())
+        assert agent is not None, "a free slot was left unfound"
+        view.acquire(agent.agent_id)
+        used.add(agent.agent_id)
+    # Then every agent got exactly one attempt, and a full swarm yields none
+    assert len(used) == 300
+    assert view.pick("echo", set()) is None
+    # And a released slot is found again
+    view.release("a0123")
+    found = view.pick("echo", set())
+    assert found is not None and found.agent_id == "a0123"
+
+
+async def test_a_large_swarm_honours_exclusions_and_breakers() -> None:
+    view = many(100, capacity=4)
+    tried = {f"a{i:04d}" for i in range(99)}
+    # Only one agent is neither tried nor refused: it is the one picked, every time
+    for _ in range(20):
+        agent = view.pick("echo", tried)
+        assert agent is not None and agent.agent_id == "a0099"
+    refused = view.pick("echo", set(), allowed=lambda agent_id: agent_id == "a0042")
+    assert refused is not None and refused.agent_id == "a0042"
+    # A departed agent leaves the free set too
+    view.remove("a0042")
+    assert view.pick("echo", set(), allowed=lambda agent_id: agent_id == "a0042") is None
+
+
+async def test_load_spreads_across_a_large_swarm() -> None:
+    view = many(200, capacity=8)
+    for _ in range(800):  # half the swarm's capacity
+        agent = view.pick("echo", set())
+        assert agent is not None
+        view.acquire(agent.agent_id)
+    loads = [view.in_flight.get(f"a{i:04d}", 0) for i in range(200)]
+    assert max(loads) <= 8 and min(loads) >= 1, "the power of a few choices keeps load even"
