@@ -1,0 +1,108 @@
+"""A swarm job's pure decisions: tallying sub-results, settling early, and each reduction."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from swarm_coordinator.reduce import Tally, outcomes, reduce
+from swarmhub.errors import ErrorCode
+from swarmhub.schemas import ErrorInfo, ResultStatus, TaskResult
+
+
+def ok(output: Any, agent: str = "a1") -> TaskResult:
+    return TaskResult(
+        task_id="j-0", status=ResultStatus.SUCCEEDED, output=output, agent_id=agent, attempts=1
+    )
+
+
+def failed(message: str = "boom") -> TaskResult:
+    error = ErrorInfo(code=ErrorCode.HANDLER_ERROR, message=message)
+    return TaskResult(task_id="j-0", status=ResultStatus.FAILED, error=error, attempts=3)
+
+
+def test_gather_keeps_outputs_in_input_order_and_counts_once() -> None:
+    tally = Tally(total=3, reduce="gather")
+    assert tally.add(2, ok("c")) and tally.add(0, ok("a"))
+    assert not tally.add(0, ok("again")), "a second result for one sub-task is not counted"
+    assert not tally.add(7, ok("x")), "a sub-task the job does not have is not counted"
+    assert not tally.settled()
+    tally.add(1, failed())
+    assert tally.settled()
+    result = reduce(tally)
+    assert result.status == "partial" and result.value == ["a", None, "c"]
+    assert result.error is not None and result.error.message == "boom"
+
+
+def test_gather_that_keeps_too_much_drops_the_outputs_and_says_so() -> None:
+    tally = Tally(total=2, reduce="gather", keep_bytes=10)
+    tally.add(0, ok("x" * 20))
+    tally.add(1, ok("y"))
+    assert tally.truncated and reduce(tally).value is None
+
+
+def test_first_settles_on_the_first_success() -> None:
+    tally = Tally(total=5, reduce="first")
+    tally.add(3, failed())
+    assert not tally.settled()
+    tally.add(1, ok("winner"))
+    assert tally.settled()
+    assert reduce(tally).value == "winner"
+    rows = outcomes(tally, with_outputs=True)
+    assert [r.status for r in rows][:2] == [ResultStatus.CANCELLED, ResultStatus.SUCCEEDED]
+
+
+def test_a_vote_settles_once_nobody_left_can_catch_up() -> None:
+    tally = Tally(total=5, reduce="vote")
+    tally.add(0, ok({"answer": 42}, "a1"))
+    tally.add(1, ok({"answer": 42}, "a2"))
+    assert not tally.settled(), "2 to 0 with 3 left could still be caught up"
+    tally.add(2, ok({"answer": 42}, "a3"))
+    assert tally.settled(), "3 to 0 with 2 left cannot"
+    assert reduce(tally).value == {"answer": 42}
+
+
+def test_a_tie_fails_or_takes_the_lowest_by_the_tie_rule() -> None:
+    for tie, expected in (("fail", "failed"), ("lowest", "succeeded")):
+        tally = Tally(total=2, reduce="vote", tie=tie)
+        tally.add(1, ok("late", "a1"))
+        tally.add(0, ok("early", "a2"))
+        result = reduce(tally)
+        assert result.status == expected
+        if expected == "succeeded":
+            assert result.value == "early", "the tie goes to the lowest sub-task"
+        else:
+            assert result.error is not None and result.error.code is ErrorCode.NO_QUORUM
+
+
+def test_an_ensemble_agent_votes_once() -> None:
+    tally = Tally(total=3, reduce="vote", one_vote_per_agent=True)
+    tally.add(0, ok("lie", "liar"))
+    tally.add(1, ok("lie", "liar"))
+    tally.add(2, ok("truth", "honest"))
+    assert [b.votes for b in tally.ranked()] == [1, 1]
+
+
+def test_quorum_succeeds_when_reached_and_fails_early_when_out_of_reach() -> None:
+    reached = Tally(total=4, reduce="quorum", quorum=2)
+    reached.add(0, ok(7))
+    reached.add(1, ok(7))
+    assert reached.settled() and reduce(reached).value == 7
+    hopeless = Tally(total=3, reduce="quorum", quorum=3)
+    hopeless.add(0, ok(1))
+    hopeless.add(1, ok(2))
+    assert hopeless.settled(), "3 agreeing is out of reach with one left"
+    result = reduce(hopeless)
+    assert result.status == "failed" and result.error is not None
+    assert result.error.code is ErrorCode.NO_QUORUM and "Quorum of 3" in result.error.message
+
+
+def test_forced_endings() -> None:
+    tally = Tally(total=2, reduce="gather")
+    tally.add(0, ok("a"))
+    cancelled = reduce(tally, "cancelled")
+    assert cancelled.status == "cancelled" and cancelled.error is not None
+    timed_out = reduce(tally, "timed_out")
+    assert timed_out.status == "timed_out" and timed_out.error is not None
+    assert timed_out.error.code is ErrorCode.DEADLINE_EXCEEDED
+    rows = outcomes(tally, "timed_out", with_outputs=False)
+    assert rows[1].status is ResultStatus.TIMED_OUT and rows[0].output is None
