@@ -38,13 +38,15 @@ class App:
         max_attempts: int | None = None,
         memoize: bool = False,
         concurrency: int | None = None,
+        proficiency: float = 1.0,
     ) -> Callable[[F], F]:
         """Decorator: offer a function (sync or async) as a capability, named after it by default.
 
         The function takes the task's payload (a dict, or a pydantic model it is validated into)
         and returns the output. `timeout` caps each attempt (seconds), `max_attempts` caps the
         task's attempts, `memoize` caches outputs by payload (opt in only for pure functions),
-        `concurrency` caps this capability's runs at once in one worker.
+        `concurrency` caps this capability's runs at once in one worker; `proficiency` in
+        (0, 1] tells routers how good this agent is at it (they prefer better agents with room).
         """
         return self.registry.register(
             name,
@@ -52,6 +54,7 @@ class App:
             max_attempts=max_attempts,
             memoize=memoize,
             concurrency=concurrency,
+            proficiency=proficiency,
         )
 
     def names(self) -> list[str]:

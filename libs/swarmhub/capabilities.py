@@ -26,10 +26,15 @@ class Capability:
     timeout: float | None = None
     max_attempts: int | None = None
     concurrency: int | None = None
+    proficiency: float = 1.0
 
 
 def _check_options(
-    name: str, timeout: float | None, max_attempts: int | None, concurrency: int | None
+    name: str,
+    timeout: float | None,
+    max_attempts: int | None,
+    concurrency: int | None,
+    proficiency: float = 1.0,
 ) -> None:
     """Refuse options that cannot work, naming the capability."""
     if timeout is not None and not 0 < timeout <= 3600:
@@ -38,6 +43,8 @@ def _check_options(
         raise ValueError(f"Capability {name!r}: max_attempts must be between 1 and 20.")
     if concurrency is not None and concurrency < 1:
         raise ValueError(f"Capability {name!r}: concurrency must be at least 1.")
+    if not 0 < proficiency <= 1:
+        raise ValueError(f"Capability {name!r}: proficiency must be in (0, 1].")
 
 
 class CapabilityRegistry:
@@ -55,20 +62,26 @@ class CapabilityRegistry:
         timeout: float | None = None,
         max_attempts: int | None = None,
         concurrency: int | None = None,
+        proficiency: float = 1.0,
     ) -> Callable[[F], F]:
         """Decorator: register a function as capability `name` (default: its own name).
 
         `timeout` caps each attempt's timeout (seconds), `max_attempts` caps the task's attempts,
-        `concurrency` caps runs at once in one worker, `memoize` keeps results in the cache.
+        `concurrency` caps runs at once in one worker, `memoize` keeps results in the cache,
+        `proficiency` (0, 1] tells routers how good this agent is at it (1: as good as any).
         """
         if name is not None:
             check_token(name, "capability")
 
         def wrap(fn: F) -> F:
             cap_name = name or check_token(getattr(fn, "__name__", ""), "capability")
-            _check_options(cap_name, timeout, max_attempts, concurrency)
+            _check_options(cap_name, timeout, max_attempts, concurrency, proficiency)
             handler = as_handler(fn, check_output=self._check_output)
-            self.add(Capability(cap_name, handler, memoize, timeout, max_attempts, concurrency))
+            self.add(
+                Capability(
+                    cap_name, handler, memoize, timeout, max_attempts, concurrency, proficiency
+                )
+            )
             return fn
 
         return wrap
@@ -89,6 +102,10 @@ class CapabilityRegistry:
 
     def __len__(self) -> int:
         return len(self._by_name)
+
+    def proficiency(self) -> dict[str, float]:
+        """Proficiency by capability, for those below 1 (what an agent announces)."""
+        return {c.name: c.proficiency for c in self._by_name.values() if c.proficiency != 1.0}
 
     def subset(self, names: list[str]) -> CapabilityRegistry:
         """A registry holding only `names`; unknown names raise ValueError."""

@@ -284,6 +284,7 @@ class AgentWorker(Service):
             agent_id=self.agent_id,
             capabilities=self.registry.names(),
             capacity=self.settings.concurrency,
+            proficiency=self.registry.proficiency(),
             pid=os.getpid(),
         )
         try:
@@ -307,6 +308,7 @@ class AgentWorker(Service):
                     agent_id=self.agent_id,
                     capabilities=self.registry.names(),
                     capacity=self.settings.concurrency,
+                    proficiency=self.registry.proficiency(),
                     pid=os.getpid(),
                     in_flight=self.in_flight,
                     completed=self.completed,

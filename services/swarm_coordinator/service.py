@@ -211,6 +211,7 @@ class SwarmCoordinator(Service):
             agent_id=reg.agent_id,
             capabilities=reg.capabilities,
             capacity=reg.capacity,
+            proficiency=reg.proficiency,
             pid=reg.pid,
             registered_at=old.registered_at if old else time.time(),
         )
@@ -234,6 +235,7 @@ class SwarmCoordinator(Service):
             agent_id=beat.agent_id,
             capabilities=beat.capabilities,
             capacity=beat.capacity,
+            proficiency=beat.proficiency,
             in_flight=beat.in_flight,
             completed=beat.completed,
             failed=beat.failed,
@@ -246,6 +248,7 @@ class SwarmCoordinator(Service):
             or old.state != record.state
             or old.capabilities != record.capabilities
             or old.capacity != record.capacity
+            or old.proficiency != record.proficiency
         ):
             await self._store(record, new=old is None)
         else:

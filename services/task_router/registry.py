@@ -162,7 +162,7 @@ class AgentView:
                 if a.agent_id not in exclude and (allowed is None or allowed(a.agent_id))
             ]
             if fresh:
-                return self._least_loaded(fresh)
+                return self._least_loaded(fresh, capability)
         candidates = [self.agents[i] for i in free if allowed is None or allowed(i)]
         fresh = [a for a in candidates if a.agent_id not in exclude] if exclude else candidates
         pool = fresh or candidates
@@ -176,13 +176,20 @@ class AgentView:
                 pool,
                 key=lambda a: hashlib.blake2b(f"{affinity}:{a.agent_id}".encode()).digest(),
             )
-        return self._least_loaded(pool)
+        return self._least_loaded(pool, capability)
 
-    def _least_loaded(self, pool: list[AgentRecord]) -> AgentRecord:
-        """The agent of `pool` with the smallest share of its capacity in use (ties at random)."""
+    def _least_loaded(self, pool: list[AgentRecord], capability: str) -> AgentRecord:
+        """The agent of `pool` that this task loads least, weighed by its proficiency: the
+        share of its capacity in use once it takes the task, over how good it is at
+        `capability` (so among equals the least loaded, and an idle better agent first)."""
         load = self.in_flight
-        least = min(load.get(a.agent_id, 0) / a.capacity for a in pool)
-        best = [a for a in pool if load.get(a.agent_id, 0) / a.capacity == least]
+
+        def cost(a: AgentRecord) -> float:
+            share = (load.get(a.agent_id, 0) + 1) / a.capacity
+            return share / a.proficiency.get(capability, 1.0)
+
+        least = min(cost(a) for a in pool)
+        best = [a for a in pool if cost(a) == least]
         return best[0] if len(best) == 1 else random.choice(best)
 
     def acquire(self, agent_id: str) -> None:

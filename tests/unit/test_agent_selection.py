@@ -117,3 +117,24 @@ async def test_load_spreads_across_a_large_swarm() -> None:
         view.acquire(agent.agent_id)
     loads = [view.in_flight.get(f"a{i:04d}", 0) for i in range(200)]
     assert max(loads) <= 8 and min(loads) >= 1, "the power of a few choices keeps load even"
+
+
+async def test_more_proficient_agents_are_preferred_among_those_with_room() -> None:
+    # Given two idle agents of equal capacity, one a quarter as good at `summarize`
+    good = AgentRecord(agent_id="good", capabilities=["summarize"], capacity=4)
+    weak = AgentRecord(
+        agent_id="weak", capabilities=["summarize"], capacity=4, proficiency={"summarize": 0.25}
+    )
+    view = view_of(good, weak)
+    # Then the better one takes the work until it is as loaded as the weak one is weak
+    picked = []
+    for _ in range(3):
+        chosen = view.pick("summarize", set())
+        assert chosen is not None
+        view.acquire(chosen.agent_id)
+        picked.append(chosen.agent_id)
+    assert picked == ["good", "good", "good"]
+    # and the weak one still gets work once the better one is full
+    view.acquire("good")
+    chosen = view.pick("summarize", set())
+    assert chosen is not None and chosen.agent_id == "weak"

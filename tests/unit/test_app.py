@@ -86,6 +86,10 @@ def test_names_and_options_are_checked() -> None:
         app.capability("t", timeout=0)(lambda p: p)
     with pytest.raises(ValueError, match="max_attempts must be"):
         app.capability("m", max_attempts=50)(lambda p: p)
+    with pytest.raises(ValueError, match=r"proficiency must be in \(0, 1\]"):
+        app.capability("p", proficiency=0)(lambda p: p)
+    app.capability("half", proficiency=0.5)(lambda p: p)
+    assert app.registry.proficiency() == {"half": 0.5}
     app.capability("same")(lambda p: p)
     with pytest.raises(ValueError, match="already registered"):
         app.capability("same")(lambda p: p)
