@@ -102,6 +102,12 @@ TASKS_PENDING = Gauge(
     ["state"],
     registry=None,
 )
+TASKS_WAITING_FOR_AGENT = Gauge(
+    "swarmhub_tasks_waiting_for_agent",
+    "Tasks a router holds because no live agent offers their capability.",
+    ["capability"],
+    registry=None,
+)
 TASKS_OLDEST_AGE = Gauge(
     "swarmhub_tasks_oldest_age_seconds",
     "Age of the oldest task in the task stream (0 when empty), as a router sees it.",
@@ -126,6 +132,7 @@ BY_SERVICE: dict[str, tuple[MetricWrapperBase, ...]] = {
         ROUTER_IN_FLIGHT,
         TASKS_PENDING,
         TASKS_OLDEST_AGE,
+        TASKS_WAITING_FOR_AGENT,
     ),
     "swarm-coordinator": (AGENTS_ALIVE,),
     "agent-worker": (WORKER_TASKS, WORKER_IN_FLIGHT, WORKER_CAPACITY),

@@ -148,7 +148,8 @@ class Attempts:
             if agent is not None and agent.agent_id in rejected:
                 agent = None
             if agent is None:
-                if not self.view.has_capability(task.capability, task.agent):
+                orphan = not self.view.has_capability(task.capability, task.agent)
+                if orphan:
                     now = time.time()
                     if now - queued_at >= self.settings.no_agent_wait:
                         return no_agent_result(task, self.settings.no_agent_wait, now)
@@ -160,18 +161,26 @@ class Attempts:
                 if task.deadline is not None:
                     budget = min(budget, task.deadline - time.time())
                 rejected.clear()
-                if (
-                    task.progress
-                    and not told_waiting
-                    and not self.view.has_capability(task.capability)
-                ):
+                if task.progress and not told_waiting and orphan:
                     told_waiting = True
                     await self.progress(task, "waiting", task.attempt + 1)
+                # Held for want of any agent with the capability: what the no-agent alert sees.
+                orphans = (
+                    metrics.child(
+                        metrics.TASKS_WAITING_FOR_AGENT, metrics.capabilities(task.capability)
+                    )
+                    if orphan
+                    else None
+                )
+                if orphans is not None:
+                    orphans.inc()
                 self.waiting += 1
                 try:
                     await self.view.wait_for_change(budget, rank)
                 finally:
                     self.waiting -= 1
+                    if orphans is not None:
+                        orphans.dec()
                 continue
             breaker = self.breakers.get(agent.agent_id)
             try:

@@ -171,3 +171,17 @@ def test_prometheus_scrapes_it_and_every_rule_and_panel_evaluates(
             query(prometheus, expr)
     finally:
         prometheus.stop()
+
+
+def test_tasks_waiting_for_a_missing_capability_show_on_the_router(cluster: LocalCluster) -> None:
+    async def submit() -> None:
+        async with SwarmClient.connect(cluster.url) as client:
+            await client.submit("nobody-offers-this", {})
+
+    asyncio.run(submit())
+    (router,) = targets(cluster)["swarmhub-router"]
+    deadline = time.monotonic() + 20
+    wanted = 'swarmhub_tasks_waiting_for_agent{capability="other"} 1.0'
+    while wanted not in get(f"http://{router}/metrics")[1]:
+        assert time.monotonic() < deadline, "the waiting task never showed on the router"
+        time.sleep(0.2)

@@ -47,6 +47,7 @@ COUNTERS_AND_GAUGES = {
     "swarmhub_router_in_flight",
     "swarmhub_tasks_pending",
     "swarmhub_tasks_oldest_age_seconds",
+    "swarmhub_tasks_waiting_for_agent",
     # agent-worker
     "swarmhub_worker_tasks_total",
     "swarmhub_worker_in_flight",
@@ -84,6 +85,7 @@ REQUIRED_ALERTS = {
     "SwarmHubMemoryGrowth",
     "SwarmHubBreakerOpen",
     "SwarmHubNoAgents",
+    "SwarmHubNoAgentForCapability",
     "SwarmHubDeadLetters",
 }
 
