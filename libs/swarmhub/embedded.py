@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -47,6 +48,21 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def free_port_block(count: int) -> int:
+    """The first of `count` consecutive loopback ports that are free right now (for
+    `ClusterConfig.metrics_port`)."""
+    for _ in range(50):
+        base = free_port()
+        with contextlib.ExitStack() as stack:
+            try:
+                for offset in range(count):
+                    stack.enter_context(socket.socket()).bind(("127.0.0.1", base + offset))
+            except OSError:
+                continue
+            return base
+    raise RuntimeError(f"No {count} consecutive free loopback ports found.")
 
 
 def wait_for(

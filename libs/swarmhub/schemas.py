@@ -54,8 +54,15 @@ EpochSeconds = Annotated[
 ]
 """A wall-clock time on the wire: finite seconds since the Unix epoch, between 2000 and 3000."""
 AgentId = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,128}$")]
-Proficiency = dict[str, Annotated[float, Field(gt=0, le=1)]]
-"""Per capability, how good an agent is at it: (0, 1], 1 when absent."""
+Proficiency = Annotated[
+    dict[str, Annotated[float, Field(gt=0, le=1)]],
+    Field(
+        max_length=256,
+        description="How good the agent is at each capability, in (0, 1]; 1 when absent. "
+        "Among agents with room, routing prefers the more proficient.",
+    ),
+]
+"""Per capability, how good an agent is at it (one definition for every agent message)."""
 
 
 def new_id() -> str:
@@ -257,12 +264,7 @@ class AgentRegistration(Message):
     )
     capabilities: list[str] = Field(min_length=1, description="Capabilities it runs.")
     capacity: int = Field(ge=1, le=100_000, description="Attempts it runs at once.")
-    proficiency: Proficiency = Field(
-        default_factory=dict,
-        max_length=256,
-        description="How good the agent is at each capability, in (0, 1]; 1 when absent. "
-        "Among agents with room, routing prefers the more proficient.",
-    )
+    proficiency: Proficiency = Field(default_factory=dict)
     pid: int | None = Field(default=None, description="Its OS process id, for tools.")
     version: str = Field(default="", description="Its software version, free text.")
 
@@ -286,12 +288,7 @@ class Heartbeat(Message):
     )
     capabilities: list[str] = Field(min_length=1, description="Capabilities it runs.")
     capacity: int = Field(ge=1, le=100_000, description="Attempts it runs at once.")
-    proficiency: Proficiency = Field(
-        default_factory=dict,
-        max_length=256,
-        description="How good the agent is at each capability, in (0, 1]; 1 when absent. "
-        "Among agents with room, routing prefers the more proficient.",
-    )
+    proficiency: Proficiency = Field(default_factory=dict)
     pid: int | None = Field(default=None, description="Its OS process id, for tools.")
     in_flight: int = Field(ge=0, description="Attempts running now.")
     completed: int = Field(default=0, ge=0, description="Attempts succeeded since start.")
@@ -331,12 +328,7 @@ class AgentRecord(Message):
     agent_id: str = Field(description="The agent's id; also its key in the bucket.")
     capabilities: list[str] = Field(description="Capabilities it runs.")
     capacity: int = Field(description="Attempts it runs at once.")
-    proficiency: Proficiency = Field(
-        default_factory=dict,
-        max_length=256,
-        description="How good the agent is at each capability, in (0, 1]; 1 when absent. "
-        "Among agents with room, routing prefers the more proficient.",
-    )
+    proficiency: Proficiency = Field(default_factory=dict)
     in_flight: int = Field(default=0, description="Attempts running, as last reported.")
     completed: int = Field(default=0, description="Attempts succeeded, as last reported.")
     failed: int = Field(default=0, description="Attempts failed, as last reported.")

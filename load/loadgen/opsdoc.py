@@ -12,20 +12,18 @@ import argparse
 import asyncio
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.parse
 import urllib.request
-from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 from loadgen.otlp_sink import Receiver, Span
 from swarmhub.client import SwarmClient
-from swarmhub.embedded import ClusterConfig, LocalCluster, free_port
+from swarmhub.embedded import ClusterConfig, LocalCluster, free_port, free_port_block
 from swarmhub.observe import LocalPrometheus
 from swarmhub.schemas import Task
 
@@ -52,20 +50,6 @@ PANELS: list[tuple[str, list[tuple[str, str]]]] = [
     ),
     ("Agents alive", [("max(swarmhub_agents_alive)", "agents")]),
 ]
-
-
-def free_block(count: int) -> int:
-    """The first of `count` consecutive free loopback ports."""
-    for _ in range(50):
-        base = free_port()
-        with ExitStack() as stack:
-            try:
-                for offset in range(count):
-                    stack.enter_context(socket.socket()).bind(("127.0.0.1", base + offset))
-            except OSError:
-                continue
-            return base
-    raise RuntimeError("no free port block")
 
 
 def query_range(prometheus: LocalPrometheus, expr: str, start: float, end: float) -> Any:
@@ -195,7 +179,7 @@ def main() -> None:
             ClusterConfig(
                 data_dir=Path(tmp),
                 port=free_port(),
-                metrics_port=free_block(6),
+                metrics_port=free_port_block(6),
                 extra_env={
                     "SWARMHUB_OTLP_ENDPOINT": receiver.url,
                     "OTEL_BSP_SCHEDULE_DELAY": "200",

@@ -194,8 +194,11 @@ class AgentView:
 
     def acquire(self, agent_id: str) -> None:
         """Count a dispatch to `agent_id`."""
-        self.in_flight[agent_id] = self.in_flight.get(agent_id, 0) + 1
-        self._room_changed(agent_id)
+        taken = self.in_flight.get(agent_id, 0) + 1
+        self.in_flight[agent_id] = taken
+        record = self.agents.get(agent_id)
+        if record is not None and taken == record.capacity:  # only the last slot changes sets
+            self._room_changed(agent_id)
 
     def release(self, agent_id: str) -> None:
         """Uncount a dispatch and wake waiters."""
@@ -204,7 +207,9 @@ class AgentView:
             self.in_flight.pop(agent_id, None)
         else:
             self.in_flight[agent_id] = left
-        self._room_changed(agent_id)
+        record = self.agents.get(agent_id)
+        if record is not None and left == record.capacity - 1:  # a full agent has room again
+            self._room_changed(agent_id)
         self._notify()
 
     async def wait_for_change(self, timeout: float, rank: int = NORMAL_RANK) -> None:

@@ -89,6 +89,20 @@ def user(tmp_path_factory: pytest.TempPathFactory) -> Iterator[User]:
         cluster.stop()
 
 
+def run_as(user: User, command: list[str], what: str) -> None:
+    """Run one command in the user's folder and environment; fail naming `what` if it fails."""
+    done = subprocess.run(
+        command,
+        cwd=user.home,
+        env=user.env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, f"{what} failed: {done.stderr}"
+
+
 def run_blocks(found: list[Block], user: User) -> int:
     """Run the marked blocks in order, as `user`; returns how many ran."""
     home, env = user.home, user.env
@@ -110,29 +124,11 @@ def run_blocks(found: list[Block], user: User) -> int:
                 for line in block.body.splitlines():
                     if not line.strip() or line.lstrip().startswith("#"):
                         continue
-                    done = subprocess.run(
-                        ["bash", "-c", line],
-                        cwd=home,
-                        env=env,
-                        capture_output=True,
-                        text=True,
-                        timeout=120,
-                        check=False,
-                    )
-                    assert done.returncode == 0, f"{where}: `{line}` failed: {done.stderr}"
+                    run_as(user, ["bash", "-c", line], f"{where}: `{line}`")
             elif block.kind == "script":
                 script = home / f"example_{block.line}.py"
                 script.write_text(block.body)
-                done = subprocess.run(
-                    [sys.executable, script.name],
-                    cwd=home,
-                    env=env,
-                    capture_output=True,
-                    text=True,
-                    timeout=120,
-                    check=False,
-                )
-                assert done.returncode == 0, f"{where}: script failed: {done.stderr}"
+                run_as(user, [sys.executable, script.name], f"{where}: script")
             else:
                 continue
             ran += 1

@@ -5,37 +5,20 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import time
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
-from contextlib import ExitStack
 from typing import Any
 
 import pytest
 
 from swarmhub.client import SwarmClient
-from swarmhub.embedded import ClusterConfig, LocalCluster, free_port
+from swarmhub.embedded import ClusterConfig, LocalCluster, free_port, free_port_block
 from swarmhub.observe import LocalPrometheus
 from tests.conftest import REPO, wait_for_agents
 
 PROCESSES = 1 + 1 + 2 + 1  # coordinator, cache, workers, router
-
-
-def free_port_block(count: int) -> int:
-    """The first of `count` consecutive loopback ports that are free right now."""
-    for _ in range(50):
-        base = free_port()
-        with ExitStack() as stack:
-            try:
-                for offset in range(count):
-                    sock = stack.enter_context(socket.socket())
-                    sock.bind(("127.0.0.1", base + offset))
-            except OSError:
-                continue
-            return base
-    raise RuntimeError(f"no {count} consecutive free ports")
 
 
 @pytest.fixture(scope="module")
