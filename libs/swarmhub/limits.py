@@ -32,10 +32,16 @@ _HEADER_LINE = len("NATS/1.0\r\n") + len("\r\n")
 
 
 def headers_size(headers: Mapping[str, str] | None) -> int:
-    """Bytes `headers` take on the wire (the NATS/1.0 block nats-py writes)."""
+    """Bytes `headers` take on the wire (the NATS/1.0 block nats-py writes, UTF-8 encoded).
+
+    At least the real size: nats-py trims keys and values, which only makes them shorter.
+    """
     if not headers:
         return 0
-    return _HEADER_LINE + sum(len(k) + len(v) + 4 for k, v in headers.items())
+    return _HEADER_LINE + sum(
+        len(k.encode(errors="replace")) + len(v.encode(errors="replace")) + 4
+        for k, v in headers.items()
+    )
 
 
 def cut(text: str, limit: int = MAX_ERROR_MESSAGE) -> str:
