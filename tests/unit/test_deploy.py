@@ -652,6 +652,153 @@ def test_grafana_dashboard_queries_known_metrics() -> None:
         assert core in used, f"dashboard never queries {core}"
 
 
+# Metrics SwarmHub defines (libs/, services/) that deliberately have no dashboard panel, each with
+# the reason: `series name: why`. Keep it short: a metric an operator never looks at is one to drop.
+UNCHARTED_METRICS: dict[str, str] = {}
+
+METRIC_CLASSES = {"Counter", "Gauge", "Histogram", "Info", "Summary", "Enum"}
+# Series a metric of each kind exposes; the dashboard must query at least one of them.
+METRIC_SERIES_SUFFIXES = {
+    "Counter": ("_total",),
+    "Gauge": ("",),
+    "Histogram": ("_bucket", "_sum", "_count"),
+    "Info": ("_info",),
+    "Summary": ("", "_sum", "_count"),
+    "Enum": ("",),
+}
+
+
+def defined_metrics() -> dict[str, tuple[str, ...]]:
+    """Every prometheus_client metric declared in libs/ and services/ (by its declared name),
+    with the series names it exposes. Found in the source (not by importing it), so a metric
+    declared anywhere counts: `Counter("name", "documentation", ...)` and the like."""
+    import ast
+
+    found: dict[str, tuple[str, ...]] = {}
+    for top in ("libs", "services"):
+        for path in sorted((ROOT / top).rglob("*.py")):
+            tree = ast.parse(path.read_text(), filename=str(path))
+            for node in ast.walk(tree):
+                if not isinstance(node, ast.Call):
+                    continue
+                func = node.func
+                kind = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+                if kind not in METRIC_CLASSES:
+                    continue
+                args = list(node.args)
+                keywords = {k.arg: k.value for k in node.keywords}
+                name_node = args[0] if args else keywords.get("name")
+                has_doc = len(args) >= 2 or "documentation" in keywords
+                if not (has_doc and isinstance(name_node, ast.Constant)):
+                    continue  # e.g. collections.Counter(...)
+                name = str(name_node.value)
+                if not re.fullmatch(r"[A-Za-z_:][A-Za-z0-9_:]*", name):
+                    continue
+                if kind == "Counter":
+                    name = name.removesuffix("_total")
+                found[name] = tuple(f"{name}{s}" for s in METRIC_SERIES_SUFFIXES[kind])
+    return found
+
+
+def dashboard_series(dashboard: dict[str, Any]) -> set[str]:
+    """Series the dashboard's queries select, directly or through a recording rule."""
+    recorded = {r["record"]: r["expr"] for g in rules_groups() for r in g["rules"] if "record" in r}
+    used: set[str] = set()
+    for expr in dashboard_queries(dashboard):
+        for name in promql_metric_names(expr):
+            used.add(name)
+            if name in recorded:
+                used |= promql_metric_names(recorded[name])
+    return used
+
+
+def test_defined_metrics_are_found() -> None:
+    metrics = defined_metrics()
+    for name in (
+        "swarmhub_tasks_completed",
+        "swarmhub_task_duration_seconds",
+        "swarmhub_build",
+        "swarmhub_tasks_waiting_for_agent",
+    ):
+        assert name in metrics, f"the metric parser missed {name}"
+    assert metrics["swarmhub_build"] == ("swarmhub_build_info",)
+    assert metrics["swarmhub_tasks_completed"] == ("swarmhub_tasks_completed_total",)
+
+
+def test_grafana_dashboard_charts_every_metric() -> None:
+    """Every metric SwarmHub defines is queried by some panel, or listed in UNCHARTED_METRICS."""
+    dashboard = json.loads(DASHBOARD_FILE.read_text())
+    used = dashboard_series(dashboard)
+    metrics = defined_metrics()
+    uncharted = sorted(
+        name
+        for name, series in metrics.items()
+        if not used & set(series) and name not in UNCHARTED_METRICS
+    )
+    assert not uncharted, (
+        f"no dashboard panel queries {uncharted}: add a panel to {DASHBOARD_FILE.name}, or list "
+        f"the metric in UNCHARTED_METRICS with the reason"
+    )
+    stale = sorted(
+        name for name in UNCHARTED_METRICS if name not in metrics or used & set(metrics[name])
+    )
+    assert not stale, f"UNCHARTED_METRICS lists {stale}, undefined or charted after all"
+    for name, series in metrics.items():
+        assert set(series) & KNOWN_METRICS, f"{name} is missing from KNOWN_METRICS/HISTOGRAMS"
+
+
+def test_grafana_dashboard_layout() -> None:
+    """Panels have a description, sit in a row and do not overlap; the latency panel keeps its
+    exemplars (trace ids linked to Jaeger by the datasource)."""
+    dashboard = json.loads(DASHBOARD_FILE.read_text())
+    cells: dict[tuple[int, int], str] = {}
+    in_row = False
+    for panel in dashboard["panels"]:
+        title = panel["title"]
+        if panel["type"] == "row":
+            in_row = True
+        else:
+            assert in_row, f"panel {title!r} comes before any row"
+            assert panel.get("description", "").strip(), f"panel {title!r} has no description"
+        pos = panel["gridPos"]
+        assert pos["x"] + pos["w"] <= 24, f"panel {title!r} is wider than the dashboard"
+        for y in range(pos["y"], pos["y"] + pos["h"]):
+            for x in range(pos["x"], pos["x"] + pos["w"]):
+                assert (x, y) not in cells, f"panels {title!r} and {cells[(x, y)]!r} overlap"
+                cells[(x, y)] = title
+    rows = {p["title"] for p in dashboard["panels"] if p["type"] == "row"}
+    for row in (
+        "Overview",
+        "Tasks",
+        "Backlog",
+        "Failures",
+        "Swarm jobs",
+        "Cache",
+        "Services",
+        "Connections and builds",
+    ):
+        assert row in rows, f"dashboard lacks the {row!r} row"
+    titles = " | ".join(p["title"] for p in dashboard["panels"]).lower()
+    for topic in (
+        "tasks waiting and held",
+        "oldest task age",
+        "waiting for an agent by capability",
+        "dead letters by reason",
+        "failed results by fault",
+        "job requests",
+        "nats connection",
+        "build per process",
+        "breakers not closed",
+    ):
+        assert topic in titles, f"dashboard lacks a {topic!r} panel"
+    (latency,) = [p for p in dashboard["panels"] if p["title"].startswith("Task latency")]
+    assert any(t.get("exemplar") for t in latency["targets"]), "task latency lost its exemplars"
+    datasources = load_yaml(GRAFANA_DIR / "provisioning" / "datasources" / "datasources.yml")
+    (prometheus,) = [d for d in datasources["datasources"] if d["uid"] == "prometheus"]
+    links = prometheus["jsonData"]["exemplarTraceIdDestinations"]
+    assert {"name": "trace_id", "datasourceUid": "jaeger"} in links
+
+
 # ---------------------------------------------------------------- Kubernetes
 
 
