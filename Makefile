@@ -33,13 +33,15 @@ install: $(STAMP)
 up: $(RUN_STAMP)
 	$(BIN)/swarmhub up $(ARGS)
 
-# Debian packages the tests need: promtool (alert-rule tests) and docker-compose (static check).
+# Debian packages the tests need: promtool (alert-rule tests), docker-compose (static check)
+# and openssl (the development CA of `swarmhub tls init`).
 system-deps:
-	@if ! command -v promtool >/dev/null || ! command -v docker-compose >/dev/null; then \
+	@if ! command -v promtool >/dev/null || ! command -v docker-compose >/dev/null \
+	    || ! command -v openssl >/dev/null; then \
 	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
 	  $$SUDO apt-get update -q && \
 	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q --no-install-recommends \
-	    prometheus docker-compose; \
+	    prometheus docker-compose openssl; \
 	fi
 
 lint: $(STAMP)

@@ -20,7 +20,7 @@ from pydantic import BaseModel
 
 from swarmhub import codec
 from swarmhub.bus import HDR_ERROR_CODE, Bus, make_headers, raise_for_error
-from swarmhub.errors import ErrorCode, ServiceError
+from swarmhub.errors import ErrorCode, NoResponders, ServiceError
 from swarmhub.limits import cut
 from swarmhub.schemas import MAX_BATCH, BatchReply, ErrorInfo, RunReply
 
@@ -89,8 +89,18 @@ class BatchReplier:
         self._ready: PerTurn[bytes] = PerTurn(self._send)
 
     def ok(self, reply_to: str, index: int, reply: BaseModel) -> None:
-        """Item `index` succeeded with `reply`."""
-        self._add(reply_to, codec.pack({"i": index, "ok": reply.model_dump()}), index)
+        """Item `index` succeeded with `reply` (one msgpack cannot carry becomes too_large)."""
+        try:
+            item = codec.pack({"i": index, "ok": reply.model_dump()})
+        except (ValueError, OverflowError) as exc:
+            unpackable = ServiceError(
+                ErrorCode.TOO_LARGE,
+                f"Output cannot be encoded as msgpack "
+                f"({type(exc).__name__}: {cut(str(exc), 200)}).",
+            )
+            self.error(reply_to, index, unpackable)
+            return
+        self._add(reply_to, item, index)
 
     def error(self, reply_to: str, index: int, exc: ServiceError) -> None:
         """Item `index` failed with `exc`."""
@@ -202,7 +212,7 @@ class BatchDispatcher:
         if headers.get("Status") == "503":
             self._fail(
                 token,
-                ServiceError(
+                NoResponders(
                     ErrorCode.UNAVAILABLE,
                     f"No agent is listening as {waiting.agent_id}.",
                     retryable=True,
@@ -239,4 +249,4 @@ class BatchDispatcher:
             return
         for future in waiting.futures:
             if not future.done():
-                future.set_exception(ServiceError(exc.code, exc.message, retryable=exc.retryable))
+                future.set_exception(type(exc)(exc.code, exc.message, retryable=exc.retryable))

@@ -417,6 +417,12 @@ class CircuitBreaker:
         else:
             self.on_error(duration, exc, permit=active.permit)
 
+    def failure_rate(self) -> float:
+        """Percentage of failed calls in the current window, judged as the breaker judges it:
+        0 until the window holds `minimum_calls` calls."""
+        counts = self._window.counts(self._clock())
+        return counts.failure_rate if counts.total >= self.config.minimum_calls else 0.0
+
     def snapshot(self) -> BreakerSnapshot:
         """State, rates over the current window and the count of rejected calls."""
         now = self._clock()
@@ -569,12 +575,10 @@ class BreakerRegistry:
 
 def telemetry_listener(name: str, old: CircuitState, new: CircuitState) -> None:
     """Make a state change a metric and a span event (the breaker already logs it)."""
-    from opentelemetry import trace
-
-    from swarmhub import metrics
+    from swarmhub import metrics, tracing
 
     metrics.BREAKER_STATE.labels(name).set(new.value)
-    trace.get_current_span().add_event(
+    tracing.current_span().add_event(
         "circuit_state_changed", {"breaker": name, "from": old.name, "to": new.name}
     )
 

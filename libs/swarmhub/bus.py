@@ -12,16 +12,25 @@ from nats.aio.msg import Msg
 from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
-from nats.js.api import PubAck
-from opentelemetry.trace import SpanKind
 from pydantic import BaseModel
 
 from swarmhub import codec, tracing
+from swarmhub.acks import (
+    EXPECTED_LAST_SUBJECT_SEQUENCE,
+    WRONG_LAST_SEQUENCE,
+    AckTimeout,
+    NoStream,
+    Stored,
+    StreamAcks,
+    StreamRejected,
+)
 from swarmhub.config import BusSettings
-from swarmhub.errors import ErrorCode, ServiceError
+from swarmhub.errors import ErrorCode, NoResponders, ServiceError
 from swarmhub.limits import Limits, cut
 from swarmhub.roles import inbox_for
 from swarmhub.schemas import ErrorInfo
+from swarmhub.tls import client_context, find_ca
+from swarmhub.tracing import SpanKind
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -54,9 +63,12 @@ async def connect(
         if on_event:
             on_event("error", f"{type(exc).__name__}: {exc}")
 
+    # Trust the configured CA, else the local cluster's dev CA: used when the server requires TLS.
+    tls = client_context(settings.tls_ca or find_ca())
     return await nats.connect(
         servers=[s.strip() for s in settings.nats_url.split(",")],
         name=name,
+        tls=tls,
         # A user's inbox is its own: least-privilege permissions let it read no other.
         inbox_prefix=inbox_for(settings.nats_url),
         connect_timeout=settings.connect_timeout,  # type: ignore[arg-type]
@@ -114,6 +126,15 @@ def raise_for_error(msg: Msg) -> None:
     raise ServiceError(info.code, info.message, retryable=info.retryable)
 
 
+def _refused(subject: str, exc: StreamRejected) -> ServiceError:
+    """JetStream's refusal of a publish as a ServiceError (server-side trouble is retryable)."""
+    return ServiceError(
+        ErrorCode.UNAVAILABLE,
+        f"JetStream refused a message on {subject}: {cut(exc.description, 200)}.",
+        retryable=exc.code >= 500 or exc.code == 0,
+    )
+
+
 class Bus:
     """A connected NATS client with JetStream and typed, traced helpers that respect size limits."""
 
@@ -122,6 +143,7 @@ class Bus:
         self.js: JetStreamContext = nc.jetstream(timeout=settings.request_timeout)
         self.settings = settings
         self.limits = Limits.for_server(nc.max_payload, settings.max_body_bytes)
+        self.acks = StreamAcks(nc)
 
     def encode(self, model: BaseModel) -> bytes:
         """Encode within this connection's body limit."""
@@ -153,7 +175,7 @@ class Bus:
             try:
                 msg = await self.nc.request(subject, data, timeout=timeout, headers=sent)
             except NoRespondersError:
-                raise ServiceError(
+                raise NoResponders(
                     ErrorCode.UNAVAILABLE,
                     f"No service is listening on {subject}.",
                     retryable=True,
@@ -195,7 +217,7 @@ class Bus:
         template: str | None = None,
         timeout: float | None = None,
         span_attributes: dict[str, Any] | None = None,
-    ) -> PubAck:
+    ) -> Stored:
         """Publish to a stream and wait for JetStream's acknowledgement."""
         data = body if isinstance(body, bytes) else self.encode(body)
         with tracing.send_span(
@@ -204,29 +226,48 @@ class Bus:
             headers = make_headers(msg_id)
             self.limits.check_fits(f"Message on {template or subject}", data, headers)
             try:
-                return await self.js.publish(
-                    subject,
-                    data,
-                    timeout=timeout or self.settings.request_timeout,
-                    headers=headers,
-                )
-            except NoRespondersError:
-                raise ServiceError(
-                    ErrorCode.UNAVAILABLE,
-                    f"JetStream did not answer for {subject}: is the stream provisioned?",
-                    retryable=True,
-                ) from None
-            except NatsTimeoutError:
-                raise ServiceError(
-                    ErrorCode.TIMEOUT,
-                    f"JetStream did not acknowledge {subject} in time; it may not be stored.",
-                    retryable=True,
-                ) from None
+                return await self._stream_publish(subject, data, headers, timeout)
+            except StreamRejected as exc:
+                raise _refused(subject, exc) from None
+
+    async def kv_create(self, bucket: str, key: str, data: bytes) -> bool:
+        """Write `key` in `bucket` only if it has no value; False when it has one."""
+        headers = {EXPECTED_LAST_SUBJECT_SEQUENCE: "0"}
+        self.limits.check_fits(f"Value of {bucket}", data, headers)
+        try:
+            await self._stream_publish(f"$KV.{bucket}.{key}", data, headers, None)
+        except StreamRejected as exc:
+            if exc.err_code == WRONG_LAST_SEQUENCE:
+                return False
+            raise _refused(f"$KV.{bucket}", exc) from None
+        return True
+
+    async def _stream_publish(
+        self, subject: str, data: bytes, headers: dict[str, str], timeout: float | None
+    ) -> Stored:
+        """Publish to a stream; StreamRejected is left to the caller, the rest is ServiceError."""
+        try:
+            return await self.acks.publish(
+                subject, data, headers, timeout or self.settings.request_timeout
+            )
+        except NoStream:
+            raise ServiceError(
+                ErrorCode.UNAVAILABLE,
+                f"JetStream did not answer for {subject}: is the stream provisioned?",
+                retryable=True,
+            ) from None
+        except AckTimeout:
+            raise ServiceError(
+                ErrorCode.TIMEOUT,
+                f"JetStream did not acknowledge {subject} in time; it may not be stored.",
+                retryable=True,
+            ) from None
 
     async def close(self) -> None:
         """Drain and close the connection."""
         if self.nc.is_closed:
             return
+        await self.acks.close()
         try:
             await asyncio.wait_for(self.nc.drain(), timeout=3.0)
         except Exception:

@@ -20,7 +20,7 @@ from typing import Any
 
 from swarmhub import __version__
 from swarmhub.app import AppError, load_app
-from swarmhub.config import default_nats_url, redact_url, scrub_credentials
+from swarmhub.config import TLSSettings, default_nats_url, redact_url, scrub_credentials
 from swarmhub.credentials import NoFreeSlot
 from swarmhub.embedded import ServerStartError
 from swarmhub.errors import Rejected, ServiceError, TimedOut, Unavailable
@@ -28,6 +28,7 @@ from swarmhub.limits import cut
 from swarmhub.observe import ObserveError
 from swarmhub.schemas import Priority, Task, TaskProgress, TaskResult
 from swarmhub.subjects import check_token
+from swarmhub.tls import ServerTLS, TLSError
 
 CLEAR_LINE = "\r\033[K"
 """Moves to the start of the terminal line and clears it (only written to a terminal)."""
@@ -159,7 +160,32 @@ def build_parser() -> argparse.ArgumentParser:
         default=4,
         help="credentials kept for workers started by `swarmhub worker` (default 4)",
     )
+    up.add_argument(
+        "--tls",
+        action="store_true",
+        help="require TLS on the NATS client port (env SWARMHUB_TLS=1); uses SWARMHUB_TLS_CERT, "
+        "_KEY and _CA, else the data folder's development certificates (made if missing)",
+    )
     with_app(up, required=False)
+
+    tls = sub.add_parser("tls", help="development TLS certificates")
+    tls_sub = tls.add_subparsers(dest="tls_command", required=True)
+    tls_init = tls_sub.add_parser(
+        "init",
+        help="make a development CA and server certificate in DATA_DIR/tls (development only)",
+    )
+    tls_init.add_argument("--data-dir", type=Path, default=Path(".data"), help="data folder")
+    tls_init.add_argument(
+        "--host",
+        action="append",
+        help="host name or IP the server certificate is for (repeatable; default 127.0.0.1 "
+        "and localhost)",
+    )
+    tls_init.add_argument(
+        "--client", action="append", default=[], metavar="NAME", help="also a client certificate"
+    )
+    tls_init.add_argument("--days", type=int, default=365, help="validity (default 365)")
+    tls_init.add_argument("--force", action="store_true", help="replace existing files")
 
     worker = with_url(
         sub.add_parser(
@@ -462,6 +488,9 @@ def _up(args: argparse.Namespace) -> int:
         print(f"{CLEAR_LINE if tty else ''}[swarmhub] {text}", flush=True)
 
     app = load_app(args.app, args.app_dir) if args.app else None
+    tls = _server_tls(args.data_dir.resolve()) if args.tls or TLSSettings().tls else None
+    if tls is not None and tls.ca is not None:
+        os.environ["SWARMHUB_TLS_CA"] = str(tls.ca)  # this process's own status connection
     cluster = LocalCluster(
         ClusterConfig(
             data_dir=args.data_dir.resolve(),
@@ -477,6 +506,7 @@ def _up(args: argparse.Namespace) -> int:
             app=args.app,
             app_dir=args.app_dir,
             metrics_port=args.metrics_port or (9400 if args.observe else None),
+            tls=tls,
         ),
         on_event=event,
     )
@@ -500,6 +530,11 @@ def _up(args: argparse.Namespace) -> int:
             )
         else:
             event("--insecure: no users or permissions; any local process can do anything")
+        if tls is not None:
+            event(
+                f"TLS required on the client port; clients trust {tls.ca or 'the system CAs'} "
+                "(found in the data folder, or set SWARMHUB_TLS_CA)"
+            )
         if cluster.scrape_targets:
             ports = sorted(
                 int(t.rsplit(":", 1)[1]) for ts in cluster.scrape_targets.values() for t in ts
@@ -540,6 +575,45 @@ def _up(args: argparse.Namespace) -> int:
             prometheus.stop()
         cluster.stop()
         event(f"stopped in {time.monotonic() - started:.1f} s")
+    return 0
+
+
+def _server_tls(data_dir: Path) -> ServerTLS:
+    """The server's TLS files: SWARMHUB_TLS_CERT/_KEY/_CA, else the data folder's dev files."""
+    from swarmhub.tls import dev_server_tls, make_dev_certs
+
+    settings = TLSSettings()
+    if settings.tls_cert or settings.tls_key:
+        if not (settings.tls_cert and settings.tls_key):
+            raise TLSError("Set both SWARMHUB_TLS_CERT and SWARMHUB_TLS_KEY, or neither.")
+        ca = Path(settings.tls_ca).resolve() if settings.tls_ca else None
+        return ServerTLS(Path(settings.tls_cert).resolve(), Path(settings.tls_key).resolve(), ca)
+    made = make_dev_certs(data_dir)
+    if made:
+        print(f"[swarmhub] made development TLS certificates in {made[0].parent}", flush=True)
+    return dev_server_tls(data_dir)
+
+
+def _tls(args: argparse.Namespace) -> int:
+    """`swarmhub tls init`: a development CA and server (and client) certificates."""
+    from swarmhub.tls import DEFAULT_HOSTS, make_dev_certs, tls_dir
+
+    folder = tls_dir(args.data_dir)
+    made = make_dev_certs(
+        args.data_dir,
+        hosts=args.host or DEFAULT_HOSTS,
+        clients=args.client,
+        days=args.days,
+        force=args.force,
+    )
+    for path in made:
+        print(f"wrote {path}")
+    if not made:
+        print(f"kept the existing files in {folder} (--force to replace them)")
+    print(
+        f"development only: the CA key is in {folder}; start with `swarmhub up --tls "
+        f"--data-dir {args.data_dir}`"
+    )
     return 0
 
 
@@ -603,6 +677,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _up(args)
         if args.command == "worker":
             return _worker(args)
+        if args.command == "tls":
+            return _tls(args)
         plugin = getattr(args, "plugin_handler", None)
         if plugin is not None:
             return int(plugin(args))
@@ -621,7 +697,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ServiceError as exc:
         print(f"error: {exc.code.value}: {cut(exc.message, 500)}", file=sys.stderr)
         return _exit_code(exc)
-    except (AppError, NoFreeSlot, ServerStartError, ObserveError) as exc:
+    except (AppError, NoFreeSlot, ServerStartError, ObserveError, TLSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except ModuleNotFoundError as exc:

@@ -574,12 +574,22 @@ class SwarmClient:
         `SwarmJob(capability="answer", payload={...}, ensemble=3, reduce="vote")`. The result's
         status says how it ended; it is returned whatever it is.
         """
+        done = asyncio.Event()
+
+        def report(progress: JobProgress) -> None:
+            if progress.state == "done":
+                done.set()
+            if on_progress is not None:
+                on_progress(progress)
+
         # Listen before submitting, so a job that ends at once still wakes the wait.
-        async with self._listen(
-            subjects.swarm_job_event(job.id), JobProgress, on_progress
-        ) as heard:
+        async with self._listen(subjects.swarm_job_event(job.id), JobProgress, report) as heard:
             await self.submit_job(job)
-            return await self._wait_job(job.id, timeout, heard, listened=True)
+            result = await self._wait_job(job.id, timeout, heard, listened=True)
+        if on_progress is not None and not done.is_set():
+            # The result is stored just before its "done" event is sent: report it anyway.
+            on_progress(JobProgress.done(result))
+        return result
 
     # -- cache ------------------------------------------------------------------------------
 

@@ -48,7 +48,7 @@ class _Env(BaseModel):
     of memory for features SwarmHub does not use.)
     """
 
-    model_config = ConfigDict(frozen=True, extra="ignore")
+    model_config = ConfigDict(frozen=True, extra="ignore", defer_build=True)
 
     def __init__(self, **values: Any) -> None:
         env = {
@@ -74,6 +74,24 @@ class BusSettings(_Env):
         description="Largest message body; None = the server's max_payload less header room.",
     )
     request_timeout: float = Field(default=5.0, gt=0)
+    tls_ca: str | None = Field(
+        default=None,
+        description="CA file to trust for TLS; None = the data folder's tls/ca.pem if present, "
+        "else the system's CAs.",
+    )
+
+
+class TLSSettings(_Env):
+    """TLS of the nats-server that `swarmhub up` starts (the services then connect with TLS)."""
+
+    tls: bool = Field(default=False, description="Require TLS on the client port.")
+    tls_cert: str | None = Field(
+        default=None, description="Server certificate; None = the data folder's dev certificate."
+    )
+    tls_key: str | None = Field(default=None, description="Key of tls_cert (with it).")
+    tls_ca: str | None = Field(
+        default=None, description="CA that clients trust; None = the data folder's dev CA."
+    )
 
 
 class TelemetrySettings(_Env):

@@ -20,6 +20,7 @@ from pathlib import Path
 from swarmhub.config import redact_url
 from swarmhub.credentials import Credentials, load_or_create, with_user
 from swarmhub.roles import authorization_block, inbox_for
+from swarmhub.tls import ServerTLS, client_context
 
 READY_LINE = "Server is ready"
 _LISTEN = re.compile(r"Listening for client connections on [\d.:\[\]a-fA-F]+:(\d+)")
@@ -89,12 +90,13 @@ class NatsServer:
     monitor_port: int | None = None
     sync_always: bool = False
     authorization: str | None = None  # an `authorization {}` block: users and permissions
+    tls: ServerTLS | None = None  # TLS required on the client port
     proc: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
         """Client URL of this server."""
-        return f"nats://127.0.0.1:{self.port}"
+        return f"{'tls' if self.tls else 'nats'}://127.0.0.1:{self.port}"
 
     @property
     def log_path(self) -> Path:
@@ -117,6 +119,8 @@ class NatsServer:
         lines.append("max_payload: 1MB")
         if self.authorization:
             lines.append(self.authorization)
+        if self.tls:
+            lines.append(self.tls.block())
         if self.monitor_port:
             lines.append(f'http: "127.0.0.1:{self.monitor_port}"')
         if self.cluster_port:
@@ -322,7 +326,7 @@ def nats_nodes(config: ClusterConfig) -> list[NatsServer]:
     """The nats-server processes of a local cluster (not started)."""
     base = config.data_dir / "nats"
     if config.nats_nodes == 1:
-        return [NatsServer(base, port=config.port, sync_always=config.sync_always)]
+        return [NatsServer(base, port=config.port, sync_always=config.sync_always, tls=config.tls)]
     cluster_ports = [free_port() for _ in range(config.nats_nodes)]
     client_ports = [
         config.port + i if config.port else free_port() for i in range(config.nats_nodes)
@@ -336,6 +340,7 @@ def nats_nodes(config: ClusterConfig) -> list[NatsServer]:
             cluster_port=cluster_ports[i],
             routes=[r for j, r in enumerate(routes) if j != i],
             sync_always=config.sync_always,
+            tls=config.tls,
         )
         for i in range(config.nats_nodes)
     ]
@@ -362,10 +367,11 @@ def start_nodes(nodes: list[NatsServer], timeout: float = 30.0, probe_url: str =
     if down:
         raise ServerStartError(f"nats-server nodes stopped right after starting: {down}")
     if len(nodes) > 1:
-        wait_jetstream(probe_url or ",".join(n.url for n in nodes), timeout)
+        ca = nodes[0].tls.ca if nodes[0].tls else None
+        wait_jetstream(probe_url or ",".join(n.url for n in nodes), timeout, ca=ca)
 
 
-def wait_jetstream(url: str, timeout: float = 30.0) -> None:
+def wait_jetstream(url: str, timeout: float = 30.0, ca: Path | None = None) -> None:
     """Block until JetStream answers (a cluster first elects its meta leader)."""
     import asyncio
 
@@ -374,7 +380,10 @@ def wait_jetstream(url: str, timeout: float = 30.0) -> None:
     async def probe() -> None:
         deadline = time.monotonic() + timeout
         nc = await nats.connect(
-            servers=url.split(","), connect_timeout=2, inbox_prefix=inbox_for(url)
+            servers=url.split(","),
+            connect_timeout=2,
+            inbox_prefix=inbox_for(url),
+            tls=client_context(ca),
         )
         try:
             while True:
@@ -425,6 +434,7 @@ class ClusterConfig:
     app: str | None = None  # MODULE[:ATTR] of the swarmhub.App the workers run (None: built-ins)
     app_dir: Path | None = None  # where the app's module is imported from
     metrics_port: int | None = None  # first of consecutive /metrics ports (nats monitoring first)
+    tls: ServerTLS | None = None  # require TLS on the client port of the server(s) it starts
 
 
 SCRAPE_JOBS = {
@@ -495,6 +505,7 @@ class LocalCluster:
             "SWARMHUB_NATS_URL": self.url_as(role, index),
             "SWARMHUB_REPLICAS": str(min(3, self.config.nats_nodes)),
             "PYTHONUNBUFFERED": "1",
+            **self._tls_env(),
             **self.config.extra_env,
             **env,
         }
@@ -545,6 +556,11 @@ class LocalCluster:
         port = self._next_metrics_port
         self._next_metrics_port += 1
         return port
+
+    def _tls_env(self) -> dict[str, str]:
+        """Environment that makes a service trust the CA of the server this cluster starts."""
+        tls = self.config.tls if self.config.nats_url is None else None
+        return {"SWARMHUB_TLS_CA": str(tls.ca)} if tls and tls.ca else {}
 
     def _app_env(self) -> dict[str, str]:
         """Environment that makes a worker run the user's app."""

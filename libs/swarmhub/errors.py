@@ -96,6 +96,10 @@ class Unavailable(ServiceError):
     """Nothing could take the request just now (no server, a full agent, an open circuit)."""
 
 
+class NoResponders(Unavailable):
+    """Nobody listens on the subject a request went to (its agent or service is gone)."""
+
+
 class TimedOut(ServiceError):
     """No answer came in time."""
 

@@ -15,7 +15,6 @@ from typing import Any, ClassVar
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
-from opentelemetry.trace import SpanKind
 from pydantic import BaseModel
 
 from swarmhub import __version__, metrics, telemetry, tracing
@@ -25,6 +24,7 @@ from swarmhub.config import BusSettings, RuntimeSettings, TelemetrySettings, red
 from swarmhub.errors import ErrorCode, ServiceError
 from swarmhub.limits import cut
 from swarmhub.micro import DEFAULT_QUEUE_GROUP, EndpointStats, MicroResponder, ServiceIdentity
+from swarmhub.tracing import SpanKind
 
 Handler = Callable[[Any], Awaitable[BaseModel | None]]
 
@@ -208,7 +208,9 @@ class Service:
             return
         if kind == "reconnected":
             self.reconnected()
-        level = "info" if kind in ("reconnected", "closed") else "warning"
+        # Closing at shutdown disconnects on purpose: not worth a warning.
+        expected = kind in ("reconnected", "closed") or self.stopping.is_set()
+        level = "info" if expected else "warning"
         getattr(self.log, level)("nats_" + kind, detail=cut(detail, 200) or None)
 
     async def start(self) -> None:

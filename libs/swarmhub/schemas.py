@@ -416,7 +416,10 @@ class CacheSet(Message):
     key: str = Field(min_length=1, max_length=1024, description="Any string.")
     value: Any = Field(default=None, description="Any msgpack value.")
     ttl: float | None = Field(
-        default=None, gt=0, description="Seconds to keep it; null = the service default."
+        default=None,
+        gt=0,
+        allow_inf_nan=False,
+        description="Seconds to keep it (finite); null = the service default.",
     )
 
 
@@ -617,6 +620,21 @@ class JobProgress(Message):
     published: bool = Field(default=False, description="Every sub-task is in the task stream.")
     status: JobStatus | None = Field(default=None, description="The final status, when done.")
     at: float = Field(default_factory=now, description="When, in epoch seconds.")
+
+    @classmethod
+    def done(cls, result: SwarmJobResult) -> JobProgress:
+        """The progress of a job that has its final result."""
+        return cls(
+            job_id=result.job_id,
+            state="done",
+            total=result.total,
+            succeeded=result.succeeded,
+            failed=result.failed,
+            running=0,
+            published=True,
+            status=result.status,
+            at=result.finished_at,
+        )
 
 
 class JobRequest(Message):

@@ -5,21 +5,23 @@ from __future__ import annotations
 import asyncio
 import time
 
-from nats.js.errors import KeyWrongLastSequenceError
-from nats.js.kv import KeyValue
+from swarmhub.bus import Bus
+from swarmhub.errors import ServiceError
 
 
-async def create_once(kv: KeyValue, key: str, data: bytes, retry_for: float = 0.0) -> bool:
-    """Write `key` only if it does not exist; False when it does. Other errors are retried
-    with backoff for `retry_for` seconds, then raised."""
+async def create_once(bus: Bus, bucket: str, key: str, data: bytes, retry_for: float = 0.0) -> bool:
+    """Write `key` of `bucket` only if it does not exist; False when it does. Other errors are
+    retried with backoff for `retry_for` seconds, then raised."""
     delay = 0.1
     deadline = time.monotonic() + retry_for
     while True:
         try:
-            await kv.create(key, data)
-            return True
-        except KeyWrongLastSequenceError:
-            return False
+            return await bus.kv_create(bucket, key, data)
+        except ServiceError as exc:
+            if not exc.retryable or time.monotonic() + delay > deadline:
+                raise
+            await asyncio.sleep(delay)
+            delay = min(2.0, delay * 2)
         except Exception:
             if time.monotonic() + delay > deadline:
                 raise

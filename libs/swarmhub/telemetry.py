@@ -1,4 +1,8 @@
-"""Logging (structlog, one event per line), tracing (OpenTelemetry) and the HTTP endpoint."""
+"""Logging (structlog, one event per line), tracing (OpenTelemetry) and the HTTP endpoint.
+
+OpenTelemetry is imported only when tracing is configured (an OTLP endpoint is set): a process
+that exports no spans carries none of it.
+"""
 
 from __future__ import annotations
 
@@ -10,22 +14,31 @@ import time
 from collections.abc import Callable, MutableMapping
 from typing import Any
 
-import structlog
-from opentelemetry import trace
+# structlog's console renderer imports `rich` (≈3 MB, some 60 modules) whenever it is installed
+# (a development install has it); these processes render key=value or JSON lines and never use
+# it, so structlog is imported with `rich` hidden, unless something already loaded either.
+_HIDE_RICH = "rich" not in sys.modules and "structlog" not in sys.modules
+if _HIDE_RICH:
+    sys.modules["rich"] = None  # type: ignore[assignment]  # `import rich` raises ImportError
+try:
+    import structlog
+finally:
+    if _HIDE_RICH:
+        del sys.modules["rich"]
 
-from swarmhub import health, tracing
-from swarmhub.config import TelemetrySettings
-from swarmhub.schemas import new_id
+from swarmhub import health, tracing  # noqa: E402
+from swarmhub.config import TelemetrySettings  # noqa: E402
+from swarmhub.schemas import new_id  # noqa: E402
 
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING}
 
 
 def _add_trace_ids(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     """Bind the current trace and span ids to every log line (of traces that are kept)."""
-    ctx = trace.get_current_span().get_span_context()
-    if ctx.is_valid and ctx.trace_flags.sampled:
-        event["trace_id"] = format(ctx.trace_id, "032x")
-        event["span_id"] = format(ctx.span_id, "016x")
+    ids = tracing.sampled_ids()
+    if ids is not None:
+        event["trace_id"] = format(ids[0], "032x")
+        event["span_id"] = format(ids[1], "016x")
     return event
 
 
@@ -138,6 +151,7 @@ def configure_tracing(service: str, instance_id: str, settings: TelemetrySetting
     # The sampler is the SDK's choice from OTEL_TRACES_SAMPLER / OTEL_TRACES_SAMPLER_ARG
     # (default parentbased_always_on): the root decides, every hop after it follows.
     try:
+        from opentelemetry import trace
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
         from opentelemetry.sdk.resources import Resource
         from opentelemetry.sdk.trace import TracerProvider
@@ -174,6 +188,8 @@ def trace_client(service: str = "swarmhub-client") -> None:
     settings = TelemetrySettings()
     if not settings.otlp_endpoint:
         return
+    from opentelemetry import trace
+
     if not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):
         tracing.enable(True)  # the application's own provider records our spans
         return
@@ -182,8 +198,12 @@ def trace_client(service: str = "swarmhub-client") -> None:
 
 def shutdown_tracing() -> None:
     """Flush and stop span export."""
+    if not tracing.switch.on:
+        return
+    from opentelemetry import trace
+
     provider: Any = trace.get_tracer_provider()
-    if tracing.switch.on and hasattr(provider, "shutdown"):
+    if hasattr(provider, "shutdown"):
         provider.shutdown()
 
 

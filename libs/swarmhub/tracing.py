@@ -12,17 +12,20 @@ attributes the real subject (`messaging.destination.name`) and the template
 from __future__ import annotations
 
 import contextlib
+import enum
 import random
+import re
+import sys
 from collections.abc import Iterator, Mapping
-from typing import Any
-
-from opentelemetry import context as otel_context
-from opentelemetry import propagate, trace
-from opentelemetry.trace import Span, SpanKind
+from contextvars import ContextVar
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, cast
 
 from swarmhub import subjects
 
-_NOOP = contextlib.nullcontext(trace.INVALID_SPAN)
+if TYPE_CHECKING:
+    from opentelemetry.context import Context
+    from opentelemetry.trace import Span
 
 TASK_ID = "swarmhub.task.id"
 CAPABILITY = "swarmhub.capability"
@@ -35,6 +38,54 @@ HEARTBEAT_TEMPLATES = frozenset({subjects.TEMPLATES["heartbeat"], subjects.SWARM
 """Subjects not traced unless asked for (SWARMHUB_TRACE_HEARTBEATS): one trace per beat is noise."""
 
 
+class SpanKind(enum.Enum):
+    """OpenTelemetry's span kinds, same values, without importing OpenTelemetry: a process that
+    does not trace never loads it (its `opentelemetry.trace.SpanKind` is accepted as well)."""
+
+    INTERNAL = 0
+    SERVER = 1
+    CLIENT = 2
+    PRODUCER = 3
+    CONSUMER = 4
+
+
+class _NoSpan:
+    """The span of work that is not traced: records nothing, like OpenTelemetry's INVALID_SPAN."""
+
+    __slots__ = ()
+
+    def is_recording(self) -> bool:
+        return False
+
+    def get_span_context(self) -> Any:
+        return _api().trace.INVALID_SPAN_CONTEXT
+
+    def set_attribute(self, key: str, value: Any) -> None:
+        pass
+
+    def set_attributes(self, attributes: Mapping[str, Any]) -> None:
+        pass
+
+    def add_event(self, name: str, attributes: Any = None, timestamp: int | None = None) -> None:
+        pass
+
+    def set_status(self, status: Any, description: str | None = None) -> None:
+        pass
+
+    def record_exception(self, exception: BaseException, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def update_name(self, name: str) -> None:
+        pass
+
+    def end(self, end_time: int | None = None) -> None:
+        pass
+
+
+NO_SPAN = cast("Span", _NoSpan())
+_NOOP = contextlib.nullcontext(NO_SPAN)
+
+
 class _Switch:
     """Whether this process records spans (set once, by `telemetry.configure_tracing`)."""
 
@@ -43,12 +94,87 @@ class _Switch:
 
 
 switch = _Switch()
-_tracer = trace.get_tracer("swarmhub")
+
+
+class _Api:
+    """The OpenTelemetry API, imported on first need: when tracing is turned on, or when the
+    application loaded OpenTelemetry itself (then its current span still travels in headers)."""
+
+    trace: Any = None
+    context: Any = None
+    propagate: Any = None
+    baggage: Any = None
+    tracer: Any = None
+    textmap: Any = None  # the global propagator last checked by `_w3c`
+    w3c = False  # whether it is the default W3C one (trace context, then baggage)
+    unsampled: Any = None  # the parent span of batched work, see `unsampled`
+
+
+_otel = _Api()
+
+
+def _api() -> _Api:
+    """The OpenTelemetry API, imported now if it was not yet."""
+    if _otel.trace is None:
+        from opentelemetry import baggage, propagate, trace
+        from opentelemetry import context as otel_context
+
+        _otel.context = otel_context
+        _otel.propagate = propagate
+        _otel.baggage = baggage
+        _otel.tracer = trace.get_tracer("swarmhub")
+        # The parent of work whose sender chose not to sample it: everything under it records
+        # nothing (a parent-based sampler follows it) instead of starting stray traces.
+        _otel.unsampled = trace.NonRecordingSpan(
+            trace.SpanContext(
+                trace_id=random.getrandbits(128) or 1,
+                span_id=random.getrandbits(64) or 1,
+                is_remote=True,
+                trace_flags=trace.TraceFlags(trace.TraceFlags.DEFAULT),
+            )
+        )
+        _otel.trace = trace  # last: its being set means all of the above is
+    return _otel
+
+
+def _loaded() -> _Api | None:
+    """The OpenTelemetry API if this process has imported it (by tracing, or on its own)."""
+    if _otel.trace is not None:
+        return _otel
+    if "opentelemetry.trace" in sys.modules:
+        return _api()
+    return None
+
+
+def _is_w3c(textmap: Any) -> bool:
+    """Whether `textmap` is OpenTelemetry's default propagator: W3C trace context, then baggage
+    (the only one whose headers the fast paths below read and write themselves)."""
+    from opentelemetry.baggage.propagation import W3CBaggagePropagator
+    from opentelemetry.propagators.composite import CompositePropagator
+    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+    parts = getattr(textmap, "_propagators", None)
+    return (
+        type(textmap) is CompositePropagator
+        and isinstance(parts, list)
+        and [type(p) for p in parts] == [TraceContextTextMapPropagator, W3CBaggagePropagator]
+    )
+
+
+def _w3c(api: _Api) -> bool:
+    """Whether the global propagator is the default W3C one (checked once per propagator)."""
+    textmap = api.propagate.get_global_textmap()
+    if textmap is not api.textmap:
+        api.w3c = _is_w3c(textmap)
+        api.textmap = textmap
+    return api.w3c
 
 
 def enable(on: bool = True, *, heartbeats: bool = False) -> None:
     """Turn span recording on (an exporter is configured) or off; heartbeats stay quiet unless
-    asked for."""
+    asked for. OpenTelemetry is imported only when turned on."""
+    if on:
+        _api()
     switch.on = on
     switch.quiet = frozenset() if heartbeats else HEARTBEAT_TEMPLATES
 
@@ -75,29 +201,147 @@ def attributes(
     return attrs
 
 
-def extract_context(headers: Mapping[str, str] | None) -> otel_context.Context:
+_TRACEPARENT = re.compile(r"00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})")
+"""A version-00 W3C traceparent in canonical form, the one shape the fast paths read."""
+
+
+def extract_context(headers: Mapping[str, str] | None) -> Context:
     """The trace context carried by incoming headers."""
-    return propagate.extract(headers or {})
+    return cast("Context", _api().propagate.extract(headers or {}))
 
 
 def inject(headers: dict[str, str]) -> None:
-    """Add the current trace context to outgoing headers, if a span is current."""
-    if trace.get_current_span().get_span_context().is_valid:
-        propagate.inject(headers)
+    """Add the current trace context to outgoing headers, if a span is current (with the default
+    W3C propagator and no baggage, written here directly: the same headers, a fraction of the
+    cost, as every hop of every unsampled trace pays it)."""
+    api = _otel if _otel.trace is not None else _loaded()
+    if api is None:
+        return  # OpenTelemetry was never imported: there is no current span
+    quiet = _quiet_now(api)
+    if quiet is not None and quiet.traceparent is not None:
+        headers["traceparent"] = quiet.traceparent
+        return
+    context = api.trace.get_current_span().get_span_context()
+    if not context.is_valid:
+        return
+    if _w3c(api) and not api.baggage.get_all():
+        headers["traceparent"] = (
+            f"00-{context.trace_id:032x}-{context.span_id:016x}-{context.trace_flags:02x}"
+        )
+        if context.trace_state:
+            headers["tracestate"] = context.trace_state.to_header()
+        return
+    api.propagate.inject(headers)
+
+
+class _Quiet:
+    """What `_Current` made current for a trace that is not sampled: the OpenTelemetry context
+    it attached and, with the default propagator, the traceparent header every message sent
+    from it carries (so each hop asks one context variable, not OpenTelemetry, about it)."""
+
+    __slots__ = ("context", "traceparent")
+
+    def __init__(self, context: Context, traceparent: str | None) -> None:
+        self.context = context
+        self.traceparent = traceparent
+
+
+_quiet: ContextVar[_Quiet | None] = ContextVar("swarmhub_unsampled", default=None)
+
+
+def _quiet_now(api: _Api) -> _Quiet | None:
+    """The unsampled trace `_Current` made current, if it still is (nothing was made current
+    under it since, e.g. by a handler's own OpenTelemetry code)."""
+    quiet = _quiet.get()
+    if quiet is not None and quiet.context is api.context.get_current():
+        return quiet
+    return None
+
+
+class _Current:
+    """Make a span that records nothing current for a block (what `trace.use_span` does for
+    it, without a generator per message), noting it as unsampled for the fast paths."""
+
+    __slots__ = ("header", "quiet_token", "span", "token")
+
+    def __init__(self, span: Span, header: str | None = None) -> None:
+        self.span = span
+        self.header = header  # the span's canonical traceparent, when already at hand
+        self.token: object = None
+        self.quiet_token: Any = None
+
+    def __enter__(self) -> Span:
+        api = _otel
+        context = api.trace.set_span_in_context(self.span)
+        self.token = api.context.attach(context)
+        header = _traceparent(api, context, self.span, self.header)
+        self.quiet_token = _quiet.set(_Quiet(context, header))
+        return self.span
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        _quiet.reset(self.quiet_token)
+        _otel.context.detach(self.token)
+
+
+def _traceparent(api: _Api, context: Context, span: Span, header: str | None) -> str | None:
+    """The traceparent header `propagate.inject` writes under `context` (`span` current in
+    it), when that is all it writes: the default propagator, no trace state, no baggage; else
+    None. `header` is that header when the caller has it already (read from the sender)."""
+    if len(context) > 1 and api.baggage.get_all(context):  # more than the span: maybe baggage
+        return None
+    if not _w3c(api):
+        return None
+    if header is not None:
+        return header
+    sent = span.get_span_context()
+    if not sent.is_valid or sent.trace_state:
+        return None
+    return f"00-{sent.trace_id:032x}-{sent.span_id:016x}-{sent.trace_flags:02x}"
+
+
+def _unsampled_sender(api: _Api, headers: Mapping[str, str]) -> _Current | None:
+    """The sender's span made current, when its canonical W3C traceparent says it did not
+    sample the trace (read directly: the full extraction costs more than the rest of the hop's
+    tracing)."""
+    header = headers.get("traceparent")
+    if not header or "tracestate" in headers:
+        return None
+    match = _TRACEPARENT.fullmatch(header)
+    if match is None:
+        return None
+    trace_id, span_id, flags = match.groups()
+    if int(flags, 16) & 1 or trace_id == "0" * 32 or span_id == "0" * 16:
+        return None
+    trace = api.trace
+    sender = trace.NonRecordingSpan(
+        trace.SpanContext(
+            trace_id=int(trace_id, 16),
+            span_id=int(span_id, 16),
+            is_remote=True,
+            trace_flags=trace.TraceFlags(int(flags, 16)),
+        )
+    )
+    return _Current(sender, header)  # sent on as it came: the propagator would write the same
 
 
 def send_span(
     template: str,
-    kind: SpanKind,
+    kind: Any,
     msg_id: str | None,
     size: int,
     subject: str | None = None,
     extra: Mapping[str, Any] | None = None,
 ) -> contextlib.AbstractContextManager[Span]:
-    """The span of one outgoing message, named after its subject template."""
-    if not switch.on or template in switch.quiet:
+    """The span of one outgoing message, named after its subject template (`kind` a SpanKind,
+    this module's or OpenTelemetry's)."""
+    if not switch.on or template in switch.quiet or _quiet_now(_otel) is not None:
         return _NOOP
-    parent = trace.get_current_span()
+    parent = _otel.trace.get_current_span()
     if not parent.is_recording() and parent.get_span_context().is_valid:
         # Part of an unsampled trace: no span; the parent's context travels on unchanged.
         return _NOOP
@@ -107,7 +351,7 @@ def send_span(
 def process_span(
     template: str,
     headers: Mapping[str, str] | None,
-    kind: SpanKind,
+    kind: Any,
     msg_id: str | None,
     size: int,
     subject: str | None = None,
@@ -115,20 +359,25 @@ def process_span(
     """The span of processing one incoming message, continued from its sender's trace."""
     if not switch.on or template in switch.quiet:
         return _NOOP
+    api = _otel
+    if headers and _w3c(api):
+        sender = _unsampled_sender(api, headers)
+        if sender is not None:
+            # The sender did not sample this trace: carry its context on, make no span.
+            return sender
     context = extract_context(headers)
-    parent = trace.get_current_span(context)
+    parent = api.trace.get_current_span(context)
     sent = parent.get_span_context()
     if sent.is_valid and not sent.trace_flags.sampled:
-        # The sender did not sample this trace: carry its context on, make no span.
-        return trace.use_span(parent, end_on_exit=False)
+        return _Current(parent)
     name = f"process {template}"
     return _started(name, kind, context, template, "process", msg_id, size, subject)
 
 
 def _started(
     name: str,
-    kind: SpanKind,
-    context: otel_context.Context | None,
+    kind: Any,
+    context: Context | None,
     template: str,
     operation: str,
     msg_id: str | None,
@@ -138,12 +387,14 @@ def _started(
 ) -> contextlib.AbstractContextManager[Span]:
     """Start a span made current; its attributes are built only if the sampler kept it (so the
     sampler sees none: a sampler deciding by attribute is not supported)."""
-    span = _tracer.start_span(name, context=context, kind=kind)
-    if span.is_recording():
-        span.set_attributes(attributes(template, operation, msg_id, size, subject))
-        if extra:
-            span.set_attributes(extra)
-    return trace.use_span(span, end_on_exit=True)
+    trace = _otel.trace
+    span = _otel.tracer.start_span(name, context=context, kind=trace.SpanKind(kind.value))
+    if not span.is_recording():
+        return _Current(span)
+    span.set_attributes(attributes(template, operation, msg_id, size, subject))
+    if extra:
+        span.set_attributes(extra)
+    return cast("contextlib.AbstractContextManager[Span]", trace.use_span(span, end_on_exit=True))
 
 
 def child_span(
@@ -151,12 +402,23 @@ def child_span(
 ) -> contextlib.AbstractContextManager[Span]:
     """An INTERNAL span `operation [capability]` under the current one (a capability run, a
     result write); none at the root, so unsampled work makes no stray traces of its own."""
-    if not switch.on or not trace.get_current_span().is_recording():
+    if not switch.on or _quiet_now(_otel) is not None:
         return _NOOP
+    if not _otel.trace.get_current_span().is_recording():
+        return _NOOP
+    trace = _otel.trace
     if capability is None:
-        return _tracer.start_as_current_span(operation, kind=SpanKind.INTERNAL)
-    return _tracer.start_as_current_span(
-        f"{operation} {capability}", kind=SpanKind.INTERNAL, attributes={CAPABILITY: capability}
+        return cast(
+            "contextlib.AbstractContextManager[Span]",
+            _otel.tracer.start_as_current_span(operation, kind=trace.SpanKind.INTERNAL),
+        )
+    return cast(
+        "contextlib.AbstractContextManager[Span]",
+        _otel.tracer.start_as_current_span(
+            f"{operation} {capability}",
+            kind=trace.SpanKind.INTERNAL,
+            attributes={CAPABILITY: capability},
+        ),
     )
 
 
@@ -175,9 +437,28 @@ def task_attributes(
     return attrs
 
 
+def current_span() -> Span:
+    """The current span (one that records nothing while tracing is off)."""
+    api = _loaded()
+    return NO_SPAN if api is None else cast("Span", api.trace.get_current_span())
+
+
+def sampled_ids() -> tuple[int, int] | None:
+    """The trace and span id of the current span when its trace is sampled (for log lines)."""
+    api = _otel if _otel.trace is not None else _loaded()
+    if api is None or _quiet_now(api) is not None:
+        return None
+    context = api.trace.get_current_span().get_span_context()
+    if context.is_valid and context.trace_flags.sampled:
+        return context.trace_id, context.span_id
+    return None
+
+
 def annotate(**attrs: Any) -> None:
     """Set attributes on the current span (call only under `if switch.on`: kwargs cost a dict)."""
-    span = trace.get_current_span()
+    if switch.on and _quiet_now(_otel) is not None:
+        return
+    span = current_span()
     if span.is_recording():
         span.set_attributes({_ATTR_NAMES.get(k, k): v for k, v in attrs.items() if v is not None})
 
@@ -194,31 +475,19 @@ _ATTR_NAMES = {
 }
 
 
-# The parent of work whose sender chose not to sample it: everything under it records nothing
-# (a parent-based sampler follows it) instead of starting stray traces of its own.
-_UNSAMPLED = trace.NonRecordingSpan(
-    trace.SpanContext(
-        trace_id=random.getrandbits(128) or 1,
-        span_id=random.getrandbits(64) or 1,
-        is_remote=True,
-        trace_flags=trace.TraceFlags(trace.TraceFlags.DEFAULT),
-    )
-)
-
-
 def unsampled() -> contextlib.AbstractContextManager[Span]:
     """Run a block as part of an unsampled trace (a batched attempt carries no trace context:
     the router batches only the attempts it does not sample)."""
     if not switch.on:
         return _NOOP
-    return trace.use_span(_UNSAMPLED, end_on_exit=False)
+    return _Current(_otel.unsampled)
 
 
 def exemplar() -> dict[str, str] | None:
     """A Prometheus exemplar pointing at the current trace, when it is sampled (else None)."""
-    if not switch.on:
+    if not switch.on or _quiet_now(_otel) is not None:
         return None
-    context = trace.get_current_span().get_span_context()
+    context = _otel.trace.get_current_span().get_span_context()
     if not context.trace_flags.sampled:
         return None
     return {"trace_id": format(context.trace_id, "032x")}
@@ -226,12 +495,15 @@ def exemplar() -> dict[str, str] | None:
 
 def sampled() -> bool:
     """Whether the current span records (tracing on and this trace sampled)."""
-    return switch.on and trace.get_current_span().is_recording()
+    if not switch.on or _quiet_now(_otel) is not None:
+        return False
+    return bool(_otel.trace.get_current_span().is_recording())
 
 
 def record_error(span: Span, code: str, message: str) -> None:
     """Mark a span as failed with an error code."""
     if span.is_recording():
+        trace = _api().trace
         span.set_attribute("error.type", code)
         span.set_status(trace.Status(trace.StatusCode.ERROR, message))
 
@@ -248,6 +520,7 @@ def record_exception(span: Span, exc: BaseException) -> None:
     """Mark a span failed by an unexpected exception, traceback included (spans keep it; the
     caller's error message does not)."""
     if span.is_recording():
+        trace = _api().trace
         name = type(exc).__name__
         span.set_attribute("error.type", name)
         span.record_exception(exc)  # with exception.stacktrace
@@ -258,6 +531,7 @@ def record_exception(span: Span, exc: BaseException) -> None:
 def recording() -> Iterator[None]:
     """Turn recording on for a block (tests)."""
     before = switch.on
+    _api()
     switch.on = True
     try:
         yield

@@ -66,6 +66,8 @@ class AgentWorker(Service):
             if (cap := registry.get(name)) is not None and cap.concurrency is not None
         }
         self.log = self.log.bind(agent_id=self.agent_id)
+        self.registered = asyncio.Event()
+        """Set once the coordinator has accepted this agent's registration."""
         self.in_flight = 0
         self.completed = 0
         self.failed = 0
@@ -296,6 +298,7 @@ class AgentWorker(Service):
             return False
         self.heartbeat_interval = reply.heartbeat_interval
         self.log.info("registered", capabilities=registration.capabilities)
+        self.registered.set()
         return True
 
     async def _heartbeat_loop(self) -> None:

@@ -331,7 +331,7 @@ class Jobs:
             return JobStatusReply(progress=job.progress())
         result = await self.stored_result(req.job_id)
         if result is not None:
-            return JobStatusReply(progress=done_progress(result), result=result)
+            return JobStatusReply(progress=JobProgress.done(result), result=result)
         checkpoint = await self._get(subjects.job_key("progress", req.job_id), JobProgress)
         if checkpoint is not None:
             return JobStatusReply(progress=checkpoint)
@@ -367,7 +367,7 @@ class Jobs:
             raise ServiceError(
                 ErrorCode.UNAVAILABLE, "The job store did not answer; try again.", retryable=True
             )
-        return JobStatusReply(progress=done_progress(result), result=result)
+        return JobStatusReply(progress=JobProgress.done(result), result=result)
 
     # -- running a job ----------------------------------------------------------------------
 
@@ -541,7 +541,7 @@ class Jobs:
             final = await self.stored_result(job.id) or result
         if not job.done.done():
             job.done.set_result(final)
-        await self._event(done_progress(final))
+        await self._event(JobProgress.done(final))
         await self._cleanup(job)
 
     def _result(self, job: Job, ending: str) -> SwarmJobResult:
@@ -717,7 +717,7 @@ class Jobs:
 
     async def _create(self, key: str, data: bytes, retry_for: float = 0.0) -> bool:
         """Create-only write; False when the key exists. Retried while the store is away."""
-        return await create_once(self.kv, key, data, retry_for)
+        return await create_once(self.bus, subjects.JOBS_BUCKET, key, data, retry_for)
 
     async def _get(self, key: str, model: type[Any]) -> Any:
         try:
@@ -773,18 +773,3 @@ class Jobs:
             )
         except Exception as exc:  # informative only: the store holds the truth
             self.log.warning("job_event_failed", job_id=progress.job_id, reason=str(exc))
-
-
-def done_progress(result: SwarmJobResult) -> JobProgress:
-    """The progress of a job that has its final result."""
-    return JobProgress(
-        job_id=result.job_id,
-        state="done",
-        total=result.total,
-        succeeded=result.succeeded,
-        failed=result.failed,
-        running=0,
-        published=True,
-        status=result.status,
-        at=result.finished_at,
-    )

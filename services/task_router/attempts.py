@@ -19,7 +19,7 @@ from swarmhub.breaker import (
 )
 from swarmhub.bus import Bus
 from swarmhub.config import RouterSettings
-from swarmhub.errors import ErrorCode, ServiceError
+from swarmhub.errors import ErrorCode, NoResponders, ServiceError
 from swarmhub.schemas import ErrorInfo, ResultStatus, RunReply, Task, TaskProgress, Timings
 from task_router.decisions import (
     Defer,
@@ -35,6 +35,9 @@ from task_router.decisions import (
 )
 from task_router.lanes import RANKS
 from task_router.registry import AgentView
+
+FAILING_PENALTY = 3.0
+"""An agent whose recent calls all failed looks (1 + this) times as loaded as a healthy one."""
 
 
 class AgentGone(Exception):
@@ -100,6 +103,13 @@ class Attempts:
             self._gone.add(task)
             task.cancel()
 
+    def _failing_penalty(self, agent_id: str) -> float:
+        """How much more loaded an agent looks for failing lately (its breaker still closed):
+        1 for none, up to 1 + FAILING_PENALTY when every call in its window failed."""
+        if agent_id not in self.breakers:
+            return 1.0
+        return 1.0 + FAILING_PENALTY * self.breakers.get(agent_id).failure_rate() / 100.0
+
     def _breaker_allows(self, agent_id: str) -> bool:
         return agent_id not in self.breakers or (
             self.breakers.get(agent_id).state is not CircuitState.OPEN
@@ -141,7 +151,11 @@ class Attempts:
                 return Final(result, dead_letter=True)
             if task.agent is None:
                 agent = self.view.pick(
-                    task.capability, tried, task.affinity, allowed=self._breaker_allows
+                    task.capability,
+                    tried,
+                    task.affinity,
+                    allowed=self._breaker_allows,
+                    penalty=self._failing_penalty,
                 )
             else:  # pinned (a swarm job's ensemble member): that agent or none
                 agent = self.view.pinned(task.agent, task.capability, self._breaker_allows)
@@ -204,6 +218,13 @@ class Attempts:
                     breaker.release_permission(permit)
                     rejected.add(agent.agent_id)
                     continue
+                if isinstance(exc, NoResponders):
+                    # Gone before its registry entry expired (killed): the request never reached
+                    # it, so no attempt was made. Pick it no more for a while (it expires).
+                    breaker.release_permission(permit)
+                    rejected.add(agent.agent_id)
+                    self.view.suspend(agent.agent_id)
+                    continue
                 if is_agent_fault(exc.code):
                     breaker.on_error(elapsed, exc, permit=permit)
                 else:
@@ -230,7 +251,7 @@ class Attempts:
                     cached=reply.cached,
                     agent_id=agent.agent_id,
                     attempts=attempt,
-                    timings=Timings(
+                    timings=Timings.model_construct(
                         queued_ms=(dispatched - task.created_at) * 1000,
                         run_ms=reply.run_ms,
                         total_ms=(finished - task.created_at) * 1000,

@@ -122,11 +122,15 @@ def attempt_timeout(task: Task, now: float) -> float:
 
 
 def make_result(task: Task, status: ResultStatus, now: float, **fields: Any) -> TaskResult:
-    """The final result of `task`, timed from its creation to `now`."""
-    timings: Timings = fields.pop("timings", None) or Timings(
+    """The final result of `task`, timed from its creation to `now`.
+
+    Built without validation: every field comes from a validated Task or RunReply or from the
+    router itself, and this runs once per task.
+    """
+    timings: Timings = fields.pop("timings", None) or Timings.model_construct(
         total_ms=(now - task.created_at) * 1000
     )
-    return TaskResult(
+    return TaskResult.model_construct(
         task_id=task.id,
         capability=task.capability,
         status=status,

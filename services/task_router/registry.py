@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import hashlib
 import random
+import time
 from collections.abc import Callable, Iterator
 
 from swarmhub import subjects
@@ -16,6 +17,8 @@ SAMPLE = 4
 """Agents with room looked at per pick in a large swarm (the power of a few random choices)."""
 SCAN_UP_TO = 16
 """Up to this many agents with room, every one is looked at (the least loaded wins outright)."""
+SUSPEND_UNREACHABLE = 2.0
+"""Seconds an agent that nobody answered as gets no new work (less than a registry expiry)."""
 
 
 class RandomSet:
@@ -55,12 +58,15 @@ class RandomSet:
 class AgentView:
     """Live agents (from the KV watch), indexed by capability, plus this router's load on each."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
         self.agents: dict[str, AgentRecord] = {}
         self.by_capability: dict[str, dict[str, AgentRecord]] = {}
         self.in_flight: dict[str, int] = {}
         # Agents with a free slot, by capability: picking costs the same at 10 or 1,000 agents.
         self.free: dict[str, RandomSet] = {}
+        # Agents that did not answer a dispatch (no responders), until when: out of the free sets.
+        self.suspended: dict[str, float] = {}
         # One future per priority lane, most urgent first: waking them in that order lets the
         # waiters of a more urgent lane take a freed agent slot before those of a less urgent one.
         self._changed: list[asyncio.Future[None] | None] = [None] * len(subjects.LANES)
@@ -88,6 +94,7 @@ class AgentView:
         """An agent left or expired."""
         self._unindex(agent_id)
         self.agents.pop(agent_id, None)
+        self.suspended.pop(agent_id, None)
         self._notify()
 
     def _unindex(self, agent_id: str) -> None:
@@ -106,12 +113,26 @@ class AgentView:
                 if not free:
                     del self.free[capability]
 
+    def suspend(self, agent_id: str, seconds: float = SUSPEND_UNREACHABLE) -> None:
+        """Pick no work for an agent that nobody answers as (killed, not yet expired) for a while;
+        one that lives gets work again after `seconds`, one that died expires meanwhile."""
+        self.suspended[agent_id] = self.clock() + seconds
+        self._room_changed(agent_id)
+        asyncio.get_running_loop().call_later(seconds, self._resume, agent_id)
+
+    def _resume(self, agent_id: str) -> None:
+        until = self.suspended.get(agent_id)
+        if until is not None and until <= self.clock():
+            del self.suspended[agent_id]
+            self._room_changed(agent_id)
+            self._notify()
+
     def _room_changed(self, agent_id: str) -> None:
         """Put a live agent in, or take it out of, the free sets of its capabilities."""
         record = self.agents.get(agent_id)
         if record is None or record.state != "up":
             return
-        if self.in_flight.get(agent_id, 0) < record.capacity:
+        if self.in_flight.get(agent_id, 0) < record.capacity and agent_id not in self.suspended:
             for capability in record.capabilities:
                 self.free.setdefault(capability, RandomSet()).add(agent_id)
         else:
@@ -134,7 +155,11 @@ class AgentView:
     ) -> AgentRecord | None:
         """The named agent, if it is live, offers `capability` and has a free slot."""
         agent = self.by_capability.get(capability, {}).get(agent_id)
-        if agent is None or self.in_flight.get(agent_id, 0) >= agent.capacity:
+        if (
+            agent is None
+            or self.in_flight.get(agent_id, 0) >= agent.capacity
+            or agent_id in self.suspended
+        ):
             return None
         return agent if allowed is None or allowed(agent_id) else None
 
@@ -144,8 +169,10 @@ class AgentView:
         exclude: set[str],
         affinity: str | None = None,
         allowed: Callable[[str], bool] | None = None,
+        penalty: Callable[[str], float] | None = None,
     ) -> AgentRecord | None:
-        """A live agent with `capability` and a free slot, preferring those not in `exclude`.
+        """A live agent with `capability` and a free slot, preferring those not in `exclude`;
+        `penalty` (>= 1, e.g. from recent failures) makes an agent look that much more loaded.
 
         With few agents free, every one is looked at; with many, a few random ones, so the cost
         stays flat as the swarm grows (the full look remains for affinity keys, and for when
@@ -162,7 +189,7 @@ class AgentView:
                 if a.agent_id not in exclude and (allowed is None or allowed(a.agent_id))
             ]
             if fresh:
-                return self._least_loaded(fresh, capability)
+                return self._least_loaded(fresh, capability, penalty)
         candidates = [self.agents[i] for i in free if allowed is None or allowed(i)]
         fresh = [a for a in candidates if a.agent_id not in exclude] if exclude else candidates
         pool = fresh or candidates
@@ -176,9 +203,14 @@ class AgentView:
                 pool,
                 key=lambda a: hashlib.blake2b(f"{affinity}:{a.agent_id}".encode()).digest(),
             )
-        return self._least_loaded(pool, capability)
+        return self._least_loaded(pool, capability, penalty)
 
-    def _least_loaded(self, pool: list[AgentRecord], capability: str) -> AgentRecord:
+    def _least_loaded(
+        self,
+        pool: list[AgentRecord],
+        capability: str,
+        penalty: Callable[[str], float] | None = None,
+    ) -> AgentRecord:
         """The agent of `pool` that this task loads least, weighed by its proficiency: the
         share of its capacity in use once it takes the task, over how good it is at
         `capability` (so among equals the least loaded, and an idle better agent first)."""
@@ -186,10 +218,12 @@ class AgentView:
 
         def cost(a: AgentRecord) -> float:
             share = (load.get(a.agent_id, 0) + 1) / a.capacity
-            return share / a.proficiency.get(capability, 1.0)
+            weighed = share / a.proficiency.get(capability, 1.0)
+            return weighed * penalty(a.agent_id) if penalty is not None else weighed
 
-        least = min(cost(a) for a in pool)
-        best = [a for a in pool if cost(a) == least]
+        costs = [cost(a) for a in pool]
+        least = min(costs)
+        best = [a for a, c in zip(pool, costs, strict=True) if c == least]
         return best[0] if len(best) == 1 else random.choice(best)
 
     def acquire(self, agent_id: str) -> None:

@@ -7,7 +7,6 @@ from typing import Any
 from nats.aio.msg import Msg
 from nats.js.errors import KeyNotFoundError
 from nats.js.kv import KeyValue
-from opentelemetry import trace
 
 from swarmhub import metrics, subjects, tracing
 from swarmhub.bus import Bus
@@ -83,14 +82,14 @@ class ResultStore:
 
     async def _create(self, task_id: str, data: bytes) -> bool:
         """Create-only write, retried in place (the message stays held) while the store is away."""
-        return await create_once(self.kv, task_id, data, self.retry_for)
+        return await create_once(self.bus, subjects.RESULTS_BUCKET, task_id, data, self.retry_for)
 
 
 def _trace_outcome(result: TaskResult) -> None:
     """Put a task's final status on the span processing it; an error status when it failed."""
     tracing.annotate(status=result.status.value, agent_id=result.agent_id)
     if result.status is not ResultStatus.SUCCEEDED and result.error is not None:
-        span = trace.get_current_span()
+        span = tracing.current_span()
         tracing.record_failure(span, result.error.code.value, result.error.message)
 
 
@@ -120,7 +119,7 @@ class DeadLetters:
         if tracing.switch.on:
             tracing.annotate(destination=msg.subject, dead_letter_reason=error.code.value)
             if task_id is None:  # no result will be recorded to carry the failure
-                tracing.record_failure(trace.get_current_span(), error.code.value, error.message)
+                tracing.record_failure(tracing.current_span(), error.code.value, error.message)
         # An oversize body cannot be copied whole into a message of the same size limit.
         room = self.bus.limits.body // 2
         letter = DeadLetter(

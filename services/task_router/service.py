@@ -13,7 +13,6 @@ from nats.aio.msg import Msg
 from nats.js.api import AckPolicy, ConsumerConfig, ConsumerInfo, DeliverPolicy
 from nats.js.errors import BadRequestError, NotFoundError
 from nats.js.kv import KeyValue
-from opentelemetry.trace import SpanKind
 
 from swarmhub import codec, metrics, provision, subjects, tracing
 from swarmhub.bus import HDR_MSG_ID
@@ -34,6 +33,7 @@ from swarmhub.schemas import (
     Task,
     TaskResult,
 )
+from swarmhub.tracing import SpanKind
 from task_router.attempts import Attempts
 from task_router.backlog import backlog_loop
 from task_router.cancels import Cancels

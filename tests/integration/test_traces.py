@@ -290,3 +290,30 @@ def test_worker_logs_keep_their_agent_id(cluster: LocalCluster) -> None:
             if line.startswith("{") and '"service_started"' in line
         ]
         assert started and started[0]["agent_id"].startswith("agent-")
+
+
+async def test_a_task_its_client_did_not_sample_leaves_no_span_anywhere(
+    receiver: Receiver, client: SwarmClient
+) -> None:
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+
+    # Given a client whose sampler drops a task's trace at its root (as 1 % drops 99 %), while
+    # every service keeps new traces of its own (parent-based, always on)
+    dropping = TracerProvider(sampler=ParentBased(TraceIdRatioBased(0.0))).get_tracer("app")
+    with dropping.start_as_current_span("submit") as root:
+        assert not root.is_recording()
+        dropped = format(root.get_span_context().trace_id, "032x")
+        unsampled = await client.submit(Task(capability="echo", payload={"text": "dropped"}))
+    assert (await client.wait(unsampled.id, timeout=30)).status is ResultStatus.SUCCEEDED
+    # When a task after it is traced through every service (so the first one's spans, had any
+    # been made, were exported before these)
+    traced = await client.run(Task(capability="echo", payload={"text": "kept"}), timeout=30)
+    await wait_for_spans(
+        receiver, traced.task_id, f"process {SUBMIT}", f"process {RUN}", "record result"
+    )
+    # Then no hop of the unsampled task recorded a span: each followed the root's decision
+    spans = receiver.snapshot()
+    assert not [s.name for s in spans if s.trace_id == dropped]
+    mentions = [s.name for s in spans if any(unsampled.id in str(v) for v in s.attrs.values())]
+    assert not mentions, f"spans of the unsampled task, each a trace of its own: {mentions}"

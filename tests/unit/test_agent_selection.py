@@ -138,3 +138,49 @@ async def test_more_proficient_agents_are_preferred_among_those_with_room() -> N
     view.acquire("good")
     chosen = view.pick("summarize", set())
     assert chosen is not None and chosen.agent_id == "weak"
+
+
+async def test_an_agent_nobody_answers_as_gets_no_work_until_its_suspension_ends() -> None:
+    now = [100.0]
+    view = AgentView(clock=lambda: now[0])
+    view.upsert(agent("a", ["echo"]))
+    view.upsert(agent("b", ["echo"]))
+    # Given "a" did not answer a dispatch (killed, its registry entry not yet expired)
+    view.suspend("a", seconds=2.0)
+    # Then only "b" is picked, and a task pinned to "a" waits
+    assert {view.pick("echo", set()).agent_id for _ in range(20)} == {"b"}  # type: ignore[union-attr]
+    assert view.pinned("a", "echo") is None
+    # and a resume that comes early changes nothing
+    now[0] += 1.0
+    view._resume("a")
+    assert view.pinned("a", "echo") is None
+    # When the suspension ends with "a" still registered, it gets work again
+    now[0] += 1.5
+    view._resume("a")
+    assert view.pinned("a", "echo") is not None
+    assert "a" in {view.pick("echo", {"b"}).agent_id for _ in range(5)}  # type: ignore[union-attr]
+
+
+async def test_a_suspended_agent_that_expires_is_forgotten() -> None:
+    view = view_of(agent("a", ["echo"]))
+    view.suspend("a")
+    view.remove("a")
+    assert "a" not in view.suspended and view.pick("echo", set()) is None
+
+
+async def test_an_agent_failing_lately_gets_less_work_but_still_some() -> None:
+    view = view_of(agent("good", ["echo"], capacity=8), agent("flaky", ["echo"], capacity=8))
+
+    def penalty(agent_id: str) -> float:
+        return 4.0 if agent_id == "flaky" else 1.0  # every recent call of "flaky" failed
+
+    picks = []
+    for _ in range(10):
+        picked = view.pick("echo", set(), penalty=penalty)
+        assert picked is not None
+        picks.append(picked.agent_id)
+        view.acquire(picked.agent_id)
+    # The healthy agent takes work until it is 4x as loaded as the failing one...
+    assert picks.count("good") == 8
+    # ...and the failing one still gets work (it is not shut out while its breaker is closed).
+    assert picks.count("flaky") == 2

@@ -119,6 +119,17 @@ def test_stays_closed_just_below_failure_threshold(clock: FakeClock) -> None:
     assert state(breaker) is CircuitState.CLOSED
 
 
+def test_failure_rate_reports_the_closed_window(clock: FakeClock) -> None:
+    breaker = make(clock, minimum_calls=5)
+    fail(breaker, 1)
+    assert breaker.failure_rate() == 0.0  # too few calls to judge, as for opening
+    succeed(breaker, 3)
+    assert breaker.failure_rate() == 0.0
+    succeed(breaker, 1)
+    assert breaker.failure_rate() == 20.0
+    assert state(breaker) is CircuitState.CLOSED
+
+
 def test_count_window_forgets_the_oldest_outcomes(clock: FakeClock) -> None:
     # Given a 4-call window with 1 failure in it
     breaker = make(clock, window_size=4, minimum_calls=4)

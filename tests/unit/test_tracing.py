@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 
 import pytest
@@ -256,3 +259,145 @@ def test_latency_exemplars_point_at_sampled_traces(spans: InMemorySpanExporter) 
 
 def test_no_exemplar_without_a_sampled_span() -> None:
     assert tracing.exemplar() is None
+
+
+SERVICE_MODULES = (
+    "task_router.service",
+    "agent_worker.service",
+    "cache_service.service",
+    "swarm_coordinator.service",
+)
+
+
+@pytest.mark.parametrize("module", SERVICE_MODULES)
+def test_a_service_that_does_not_trace_never_imports_opentelemetry(module: str) -> None:
+    # Given a service process with no OTLP endpoint, set up as the runtime sets it up
+    probe = f"""
+import sys
+import {module}
+from swarmhub import bus, telemetry, tracing
+from swarmhub.config import TelemetrySettings
+telemetry.configure_logging("probe", TelemetrySettings(log_format="json"))
+telemetry.configure_tracing("probe", "i-1", TelemetrySettings(otlp_endpoint=None))
+# When it handles a message end to end: spans, headers, log lines, breaker events
+kind = tracing.SpanKind.CONSUMER
+with tracing.process_span("hub.task.submit.{{capability}}", {{}}, kind, None, 1):
+    with tracing.send_span("hub.x", tracing.SpanKind.CLIENT, None, 1) as span:
+        tracing.record_error(span, "x", "y")
+        bus.make_headers("id")
+    telemetry.get_logger().info("probe_event")
+    tracing.current_span().add_event("x")
+loaded = sorted(m for m in ("opentelemetry", "rich", "psutil", "matplotlib") if m in sys.modules)
+print(",".join(loaded))
+"""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SWARMHUB_", "OTEL_"))}
+    done = subprocess.run(
+        [sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    # Then neither OpenTelemetry nor anything else it does not use was loaded
+    assert done.stdout.strip() == ""
+
+
+@pytest.fixture
+def keep_roots() -> Iterator[InMemorySpanExporter]:
+    """Tracing on in a service whose sampler keeps every new trace but follows a parent's
+    decision (parent-based), so any hop that lost its unsampled parent would record."""
+    from opentelemetry.sdk.trace.sampling import ALWAYS_ON, ParentBased
+
+    provider = TracerProvider(sampler=ParentBased(ALWAYS_ON))
+    exporter = InMemorySpanExporter()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracing.enable(True)
+    before = tracing._otel.tracer
+    tracing._otel.tracer = provider.get_tracer("swarmhub")
+    try:
+        yield exporter
+    finally:
+        tracing._otel.tracer = before
+        tracing.enable(False)
+        exporter.shutdown()
+
+
+def test_an_unsampled_root_records_nothing_downstream(keep_roots: InMemorySpanExporter) -> None:
+    from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+
+    # Given a client whose sampler drops the trace at its root (as 1 % drops 99 %)
+    client = TracerProvider(sampler=ParentBased(TraceIdRatioBased(0.0))).get_tracer("client")
+    with client.start_as_current_span("send hub.task.submit.{capability}") as root:
+        assert not root.is_recording()
+        sent = make_headers("t1")
+    assert int(sent["traceparent"][-2:], 16) & 1 == 0  # the sampled flag is off
+    # When a router processes it and works under it: annotates, child spans, sends on
+    with tracing.process_span(
+        "hub.task.submit.{capability}", sent, SpanKind.CONSUMER, "t1", 1
+    ) as span:
+        assert not span.is_recording()
+        assert not tracing.sampled()
+        assert tracing.exemplar() is None
+        tracing.annotate(task_id="t1")
+        with tracing.child_span("record result") as child:
+            assert not child.is_recording()
+            with tracing.send_span("hub.agent.{agent_id}.run", SpanKind.CLIENT, None, 1) as out:
+                assert not out.is_recording()
+                forwarded = make_headers()
+    # And a worker processes the dispatch it sent
+    with tracing.process_span("hub.agent.{agent_id}.run", forwarded, SpanKind.SERVER, None, 1):
+        with tracing.child_span("run", "echo") as run:
+            assert not run.is_recording()
+        with tracing.send_span("hub.cache.get", SpanKind.CLIENT, None, 1) as out:
+            assert not out.is_recording()
+            last = make_headers()
+    # Then not one span was recorded, and every hop carried the root's unsampled decision
+    assert keep_roots.get_finished_spans() == ()
+    assert forwarded["traceparent"] == sent["traceparent"] == last["traceparent"]
+    # And nothing stays current after: a new trace here is a root, kept by this sampler
+    assert "traceparent" not in make_headers()
+    with tracing.send_span("hub.x", SpanKind.PRODUCER, None, 1) as fresh:
+        assert fresh.is_recording()
+
+
+def test_fast_headers_are_the_propagators_own(keep_roots: InMemorySpanExporter) -> None:
+    from opentelemetry import baggage, context, propagate
+
+    incoming = {"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00"}
+    with tracing.process_span("hub.x", incoming, SpanKind.CONSUMER, None, 1):
+        fast = make_headers()
+        slow: dict[str, str] = {}
+        propagate.inject(slow)
+        assert fast["traceparent"] == slow["traceparent"]
+        # With baggage set by the application, the propagator writes the headers itself
+        token = context.attach(baggage.set_baggage("tenant", "a"))
+        try:
+            assert make_headers()["baggage"] == "tenant=a"
+        finally:
+            context.detach(token)
+    # As it does for baggage the application had set before the message came in
+    token = context.attach(baggage.set_baggage("tenant", "b"))
+    try:
+        with tracing.process_span("hub.x", incoming, SpanKind.CONSUMER, None, 1):
+            assert make_headers()["baggage"] == "tenant=b"
+    finally:
+        context.detach(token)
+    # And a trace state travels on as the propagator carries it
+    stated = {**incoming, "tracestate": "vendor=1"}
+    with tracing.process_span("hub.x", stated, SpanKind.CONSUMER, None, 1):
+        assert make_headers()["tracestate"] == "vendor=1"
+
+
+def test_a_span_made_current_under_an_unsampled_one_is_the_one_sent(
+    keep_roots: InMemorySpanExporter,
+) -> None:
+    # Given work of an unsampled trace (a batched attempt)
+    with tracing.unsampled():
+        assert not tracing.sampled()
+        # When a handler makes its own span current (one its sampler keeps regardless)
+        from opentelemetry.sdk.trace.sampling import ALWAYS_ON
+
+        tracer = TracerProvider(sampler=ALWAYS_ON).get_tracer("handler")
+        with tracer.start_as_current_span("own") as own:
+            # Then the fast paths step aside: it is the current span, and its context is sent
+            assert tracing.sampled()
+            sent = make_headers()["traceparent"]
+            assert sent.split("-")[2] == format(own.get_span_context().span_id, "016x")
+            assert sent.endswith("-01")
