@@ -47,15 +47,20 @@ def nats_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def services_on(nats_url: str, data_dir: Path, **config: Any) -> Iterator[LocalCluster]:
-    """Every service as its own process against a running nats-server, stopped by PID after."""
-    cluster = LocalCluster(
-        ClusterConfig(data_dir=data_dir, nats_url=nats_url, **config), on_event=lambda text: None
-    ).start()
+def cluster_running(config: ClusterConfig) -> Iterator[LocalCluster]:
+    """A local cluster started quietly from `config`, stopped (by PID) on the way out."""
+    cluster = LocalCluster(config, on_event=lambda text: None).start()
     try:
         yield cluster
     finally:
         cluster.stop()
+
+
+@contextlib.contextmanager
+def services_on(nats_url: str, data_dir: Path, **config: Any) -> Iterator[LocalCluster]:
+    """Every service as its own process against a running nats-server, stopped by PID after."""
+    with cluster_running(ClusterConfig(data_dir=data_dir, nats_url=nats_url, **config)) as cluster:
+        yield cluster
 
 
 async def wait_until(

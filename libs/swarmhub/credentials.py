@@ -117,6 +117,20 @@ class NoFreeSlot(RuntimeError):
     """Every agent slot of the local cluster is held by a running worker."""
 
 
+def lock_slot(data_dir: Path, user: User) -> int | None:
+    """Take the flock holding `user`'s agent slot (`<data dir>/agents/<agent id>.lock`): its
+    descriptor, or None when another process holds it."""
+    locks = data_dir / "agents"
+    locks.mkdir(exist_ok=True)
+    fd = os.open(locks / f"{user.agent_id}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    return fd
+
+
 def claim_agent_slot(data_dir: Path | None = None) -> tuple[User, int] | None:
     """A free agent slot of the local cluster and the lock that holds it (None: no such cluster).
 
@@ -129,16 +143,10 @@ def claim_agent_slot(data_dir: Path | None = None) -> tuple[User, int] | None:
     if found is None:
         return None
     slots = [u for u in found.users if u.role == AGENT_SLOT]
-    locks = base / "agents"
-    locks.mkdir(exist_ok=True)
     for user in slots:
-        fd = os.open(locks / f"{user.agent_id}.lock", os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            continue
-        return user, fd
+        fd = lock_slot(base, user)
+        if fd is not None:
+            return user, fd
     raise NoFreeSlot(
         f"All {len(slots)} agent slots of the local cluster in {base} are in use; restart it "
         "with more (`swarmhub up --agent-slots N`) or stop a worker."

@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import fcntl
 import os
 import signal
 import sys
@@ -38,7 +37,14 @@ from swarmhub.config import (
     WorkerSettings,
     redact_url,
 )
-from swarmhub.credentials import AGENT_SLOT, DEFAULT_DATA_DIR, NoFreeSlot, find, with_user
+from swarmhub.credentials import (
+    AGENT_SLOT,
+    DEFAULT_DATA_DIR,
+    NoFreeSlot,
+    find,
+    lock_slot,
+    with_user,
+)
 from swarmhub.runtime import run_loop
 
 READY = "swarmhost ready:"
@@ -65,19 +71,13 @@ def claim_slots(count: int, data_dir: Path, url: str) -> list[tuple[Login, int]]
     found = find(data_dir)
     if found is None:
         return None
-    locks = data_dir / "agents"
-    locks.mkdir(exist_ok=True)
     claimed: list[tuple[Login, int]] = []
     for user in (u for u in found.users if u.role == AGENT_SLOT):
         if len(claimed) == count:
             break
-        fd = os.open(locks / f"{user.agent_id}.lock", os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            continue
-        claimed.append((Login(user.agent_id, with_user(url, user)), fd))
+        fd = lock_slot(data_dir, user)
+        if fd is not None:
+            claimed.append((Login(user.agent_id, with_user(url, user)), fd))
     if len(claimed) < count:
         for _, fd in claimed:
             os.close(fd)

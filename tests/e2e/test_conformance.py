@@ -28,7 +28,7 @@ from nats.aio.client import Client
 from nats.errors import TimeoutError as NatsTimeout
 
 from swarmhub.embedded import ClusterConfig, LocalCluster, free_port
-from tests.conftest import REPO, wait_for_agents
+from tests.conftest import REPO, cluster_running, wait_for_agents
 from tests.unit.test_wire_schemas import doc_block
 
 
@@ -40,14 +40,9 @@ def documented_fields(message: str) -> set[str]:
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
     """A secure-by-default local hub: its own nats-server with per-role users, one worker."""
-    local = LocalCluster(
-        ClusterConfig(data_dir=tmp_path_factory.mktemp("conformance"), port=free_port(), workers=1),
-        on_event=lambda text: None,
-    ).start()
-    try:
+    data = tmp_path_factory.mktemp("conformance")
+    with cluster_running(ClusterConfig(data_dir=data, port=free_port(), workers=1)) as local:
         yield local
-    finally:
-        local.stop()
 
 
 @pytest.fixture(scope="module")

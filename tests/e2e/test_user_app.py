@@ -19,7 +19,7 @@ from swarmhub.embedded import ClusterConfig, LocalCluster, free_port, stop_proce
 from swarmhub.schemas import ErrorCode, ResultStatus, Task, TaskProgress
 from swarmhub.sync import connect
 from tests.apps import sample
-from tests.conftest import REPO, wait_for_agents, wait_until
+from tests.conftest import REPO, cluster_running, wait_for_agents, wait_until
 
 APP = "tests.apps.sample"
 
@@ -27,23 +27,18 @@ APP = "tests.apps.sample"
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
     """A secured local cluster whose one worker runs the sample app (`swarmhub up --app`)."""
-    local = LocalCluster(
-        ClusterConfig(
-            data_dir=tmp_path_factory.mktemp("app-cluster"),
-            port=free_port(),
-            workers=1,
-            worker_concurrency=4,
-            agent_slots=1,
-            app=APP,
-            app_dir=REPO,
-            extra_env={"SWARMHUB_NO_AGENT_WAIT": "2"},
-        ),
-        on_event=lambda text: None,
-    ).start()
-    try:
+    config = ClusterConfig(
+        data_dir=tmp_path_factory.mktemp("app-cluster"),
+        port=free_port(),
+        workers=1,
+        worker_concurrency=4,
+        agent_slots=1,
+        app=APP,
+        app_dir=REPO,
+        extra_env={"SWARMHUB_NO_AGENT_WAIT": "2"},
+    )
+    with cluster_running(config) as local:
         yield local
-    finally:
-        local.stop()
 
 
 @pytest.fixture(scope="module")

@@ -30,7 +30,7 @@ from swarmhub.tls import (
     make_dev_certs,
     tls_dir,
 )
-from tests.conftest import wait_for_agents
+from tests.conftest import cluster_running, wait_for_agents
 
 
 @pytest.fixture(scope="module")
@@ -44,14 +44,9 @@ def cluster(home: Path) -> Iterator[LocalCluster]:
     """`swarmhub up --tls` with per-role credentials: every service connects over TLS."""
     data = home / ".data"
     make_dev_certs(data)
-    local = LocalCluster(
-        ClusterConfig(data_dir=data, port=free_port(), workers=1, tls=dev_server_tls(data)),
-        on_event=lambda text: None,
-    ).start()
-    try:
+    config = ClusterConfig(data_dir=data, port=free_port(), workers=1, tls=dev_server_tls(data))
+    with cluster_running(config) as local:
         yield local
-    finally:
-        local.stop()
 
 
 @pytest.fixture
