@@ -22,8 +22,8 @@ from nats.aio.subscription import Subscription
 from swarmhub.errors import ErrorCode, ServiceError
 
 EXPECTED_LAST_SUBJECT_SEQUENCE = "Nats-Expected-Last-Subject-Sequence"
-WRONG_LAST_SEQUENCE = 10071
-"""JetStream's error code for a failed expected-last-sequence check (the key exists)."""
+WRONG_LAST_SEQUENCE = frozenset({10071, 10164})
+"""JetStream's error codes for a failed expected-last-sequence check (the key exists)."""
 SWEEP_EVERY = 0.25
 """Seconds between timeout sweeps; a publish times out at most this much late."""
 

@@ -12,6 +12,8 @@ from nats.aio.msg import Msg
 from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
+from nats.js.errors import KeyNotFoundError
+from nats.js.kv import KeyValue
 from pydantic import BaseModel
 
 from swarmhub import codec, tracing
@@ -35,6 +37,8 @@ from swarmhub.tracing import SpanKind
 M = TypeVar("M", bound=BaseModel)
 
 HDR_MSG_ID = "Nats-Msg-Id"
+KV_OPERATION = "KV-Operation"
+ROLLUP = "Nats-Rollup"
 HDR_CONTENT_TYPE = "Content-Type"
 HDR_ERROR = "Nats-Service-Error"
 HDR_ERROR_CODE = "Nats-Service-Error-Code"
@@ -144,6 +148,7 @@ class Bus:
         self.settings = settings
         self.limits = Limits.for_server(nc.max_payload, settings.max_body_bytes)
         self.acks = StreamAcks(nc)
+        self._buckets: dict[str, KeyValue] = {}
 
     def encode(self, model: BaseModel) -> bytes:
         """Encode within this connection's body limit."""
@@ -231,16 +236,42 @@ class Bus:
                 raise _refused(subject, exc) from None
 
     async def kv_create(self, bucket: str, key: str, data: bytes) -> bool:
-        """Write `key` in `bucket` only if it has no value; False when it has one."""
-        headers = {EXPECTED_LAST_SUBJECT_SEQUENCE: "0"}
-        self.limits.check_fits(f"Value of {bucket}", data, headers)
-        try:
-            await self._stream_publish(f"$KV.{bucket}.{key}", data, headers, None)
-        except StreamRejected as exc:
-            if exc.err_code == WRONG_LAST_SEQUENCE:
+        """Write `key` in `bucket` only if it has no value (a deleted or purged key counts as
+        none, as in nats-py's kv.create); False when it has one."""
+        last = 0
+        for _ in range(2):
+            headers = {EXPECTED_LAST_SUBJECT_SEQUENCE: str(last)}
+            self.limits.check_fits(f"Value of {bucket}", data, headers)
+            try:
+                await self._stream_publish(f"$KV.{bucket}.{key}", data, headers, None)
+                return True
+            except StreamRejected as exc:
+                if exc.err_code not in WRONG_LAST_SEQUENCE:
+                    raise _refused(f"$KV.{bucket}", exc) from None
+            marker = await self._deleted_revision(bucket, key)
+            if marker is None:
                 return False
+            last = marker
+        return False
+
+    async def _deleted_revision(self, bucket: str, key: str) -> int | None:
+        """The revision of `key`'s delete or purge marker, or None when it holds a value."""
+        kv = self._buckets.get(bucket)
+        if kv is None:
+            kv = self._buckets[bucket] = await self.js.key_value(bucket)
+        try:
+            await kv.get(key)
+        except KeyNotFoundError as exc:  # nats-py reports a marker as not found, with its entry
+            return exc.entry.revision if exc.entry is not None and exc.op is not None else None
+        return None
+
+    async def kv_purge(self, bucket: str, key: str) -> None:
+        """Purge `key` of `bucket`: its values go, a purge marker stays (as nats-py's kv.purge)."""
+        headers = {KV_OPERATION: "PURGE", ROLLUP: "sub"}
+        try:
+            await self._stream_publish(f"$KV.{bucket}.{key}", b"", headers, None)
+        except StreamRejected as exc:
             raise _refused(f"$KV.{bucket}", exc) from None
-        return True
 
     async def _stream_publish(
         self, subject: str, data: bytes, headers: dict[str, str], timeout: float | None

@@ -8,8 +8,9 @@ from collections.abc import Callable, Sequence
 
 from pydantic import BaseModel, ValidationError
 
+from swarmhub import telemetry
 from swarmhub.codec import describe_validation_error
-from swarmhub.config import ENV_PREFIX, BusSettings
+from swarmhub.config import ENV_PREFIX, BusSettings, TelemetrySettings
 from swarmhub.runtime import Service, run_service
 
 
@@ -40,6 +41,8 @@ def service_main(
     )
     parser.parse_args(argv)
     try:
+        # Logging first: parts of a service keep the logger they are built with.
+        telemetry.configure_logging(name, TelemetrySettings())
         service = factory()
     except ValidationError as exc:
         print(f"error: invalid settings: {describe_validation_error(exc)}", file=sys.stderr)

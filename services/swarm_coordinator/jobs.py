@@ -742,7 +742,7 @@ class Jobs:
     async def _delete(self, job_id: str, *, progress: bool = True) -> None:
         for kind in ("job", "progress") if progress else ("job",):
             with contextlib.suppress(Exception):
-                await self.kv.purge(subjects.job_key(kind, job_id))
+                await self.bus.kv_purge(subjects.JOBS_BUCKET, subjects.job_key(kind, job_id))
 
     async def _cleanup(self, job: Job) -> None:
         """Drop the record; cancel sub-tasks the job no longer waits for."""

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 import nats
 import pytest
 from nats.js.api import KeyValueConfig, StreamConfig
+from nats.js.errors import KeyNotFoundError
 
 from swarmhub.bus import Bus
 from swarmhub.config import BusSettings
@@ -57,3 +58,17 @@ async def test_an_oversize_value_is_refused_before_it_is_sent(bus: Bus) -> None:
         await create_once(bus, "acks_big", "k", b"x" * (bus.limits.max_payload + 1), retry_for=5.0)
     assert caught.value.code is ErrorCode.TOO_LARGE
     assert bus.nc.is_connected
+
+
+async def test_a_purged_key_is_gone_and_can_be_created_again(bus: Bus) -> None:
+    kv = await bus.js.create_key_value(KeyValueConfig(bucket="acks_purge", history=5))
+    assert await bus.kv_create("acks_purge", "job.1", b"first")
+    await kv.put("job.1", b"second")
+    await bus.kv_purge("acks_purge", "job.1")
+    with pytest.raises(KeyNotFoundError):
+        await kv.get("job.1")
+    assert len(await kv.history("job.1")) == 1  # the marker only
+    # A purged key counts as none: it may be created again, once
+    assert await bus.kv_create("acks_purge", "job.1", b"again")
+    assert not await bus.kv_create("acks_purge", "job.1", b"once more")
+    assert (await kv.get("job.1")).value == b"again"
