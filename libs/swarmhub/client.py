@@ -205,6 +205,12 @@ class SwarmClient:
                     ErrorCode.UNAVAILABLE,
                     f"KV bucket {name!r} does not exist yet: no router or coordinator has started.",
                 ) from None
+            except NatsTimeoutError:  # JetStream electing its leaders (a cluster starting)
+                raise ServiceError(
+                    ErrorCode.UNAVAILABLE,
+                    f"JetStream did not answer about KV bucket {name!r} in time.",
+                    retryable=True,
+                ) from None
         return self._kv[name]
 
     # -- tasks ------------------------------------------------------------------------------

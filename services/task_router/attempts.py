@@ -149,7 +149,11 @@ class Attempts:
                     task, ResultStatus.TIMED_OUT, now, error=error, attempts=task.attempt
                 )
                 return Final(result, dead_letter=True)
-            if task.agent is None:
+            if self.view.capability_full(task.capability, self.settings.capability_share):
+                # Its own attempts hold their share of the slots: one of them must end first,
+                # so that one capability of long tasks cannot take every slot from the rest.
+                agent = None
+            elif task.agent is None:
                 agent = self.view.pick(
                     task.capability,
                     tried,
@@ -270,7 +274,7 @@ class Attempts:
         pending = self.dispatches.setdefault(agent_id, set())
         pending.add(current)
         self._running_on[task.id] = agent_id
-        self.view.acquire(agent_id)
+        self.view.acquire(agent_id, task.capability)
         started = time.perf_counter()
         timeout = attempt_timeout(task, time.time())
         try:
@@ -312,7 +316,7 @@ class Attempts:
             pending.discard(current)
             if not pending and self.dispatches.get(agent_id) is pending:
                 del self.dispatches[agent_id]
-            self.view.release(agent_id)
+            self.view.release(agent_id, task.capability)
             elapsed = time.perf_counter() - started
             capability = metrics.capabilities(task.capability)
             metrics.child(metrics.DISPATCH_DURATION, capability).observe(elapsed)

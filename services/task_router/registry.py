@@ -65,6 +65,9 @@ class AgentView:
         self.in_flight: dict[str, int] = {}
         # Agents with a free slot, by capability: picking costs the same at 10 or 1,000 agents.
         self.free: dict[str, RandomSet] = {}
+        # Slots of the live agents offering each capability, and attempts running per capability.
+        self.capacity_of: dict[str, int] = {}
+        self.running: dict[str, int] = {}
         # Agents that did not answer a dispatch (no responders), until when: out of the free sets.
         self.suspended: dict[str, float] = {}
         # One future per priority lane, most urgent first: waking them in that order lets the
@@ -87,6 +90,7 @@ class AgentView:
         if record.state == "up":
             for capability in record.capabilities:
                 self.by_capability.setdefault(capability, {})[record.agent_id] = record
+                self.capacity_of[capability] = self.capacity_of.get(capability, 0) + record.capacity
             self._room_changed(record.agent_id)
         self._notify()
 
@@ -103,8 +107,12 @@ class AgentView:
             return
         for capability in old.capabilities:
             holders = self.by_capability.get(capability)
-            if holders is not None:
-                holders.pop(agent_id, None)
+            if holders is not None and holders.pop(agent_id, None) is not None:
+                left = self.capacity_of.get(capability, 0) - old.capacity
+                if left > 0:
+                    self.capacity_of[capability] = left
+                else:
+                    self.capacity_of.pop(capability, None)
                 if not holders:
                     del self.by_capability[capability]
             free = self.free.get(capability)
@@ -226,16 +234,32 @@ class AgentView:
         best = [a for a, c in zip(pool, costs, strict=True) if c == least]
         return best[0] if len(best) == 1 else random.choice(best)
 
-    def acquire(self, agent_id: str) -> None:
-        """Count a dispatch to `agent_id`."""
+    def capability_full(self, capability: str, share: float) -> bool:
+        """Whether `capability`'s attempts hold `share` of the slots of the agents offering it
+        (at least one slot is always allowed), so that it must wait for one of its own to end."""
+        if share >= 1.0:
+            return False
+        allowed = max(1, int(self.capacity_of.get(capability, 0) * share))
+        return self.running.get(capability, 0) >= allowed
+
+    def acquire(self, agent_id: str, capability: str | None = None) -> None:
+        """Count a dispatch of `capability` to `agent_id`."""
+        if capability is not None:
+            self.running[capability] = self.running.get(capability, 0) + 1
         taken = self.in_flight.get(agent_id, 0) + 1
         self.in_flight[agent_id] = taken
         record = self.agents.get(agent_id)
         if record is not None and taken == record.capacity:  # only the last slot changes sets
             self._room_changed(agent_id)
 
-    def release(self, agent_id: str) -> None:
+    def release(self, agent_id: str, capability: str | None = None) -> None:
         """Uncount a dispatch and wake waiters."""
+        if capability is not None:
+            running = self.running.get(capability, 1) - 1
+            if running > 0:
+                self.running[capability] = running
+            else:
+                self.running.pop(capability, None)
         left = self.in_flight.get(agent_id, 1) - 1
         if left <= 0:
             self.in_flight.pop(agent_id, None)

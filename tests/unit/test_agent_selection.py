@@ -184,3 +184,35 @@ async def test_an_agent_failing_lately_gets_less_work_but_still_some() -> None:
     assert picks.count("good") == 8
     # ...and the failing one still gets work (it is not shut out while its breaker is closed).
     assert picks.count("flaky") == 2
+
+
+async def test_one_capability_may_hold_only_its_share_of_the_slots() -> None:
+    view = view_of(agent("a", ["sleep", "echo"], capacity=4), agent("b", ["sleep"], capacity=6))
+    # 10 slots offer sleep: at a share of 0.9, 9 sleeps may run at once
+    for _ in range(8):
+        view.acquire("b" if view.in_flight.get("b", 0) < 6 else "a", "sleep")
+    assert not view.capability_full("sleep", 0.9)
+    view.acquire("a", "sleep")
+    assert view.capability_full("sleep", 0.9)
+    # echo, offered by "a" alone (4 slots, so 3 at 0.9), is not held back by sleep's attempts
+    assert not view.capability_full("echo", 0.9)
+    # a share of 1 reserves nothing; one sleep ending makes room again
+    assert not view.capability_full("sleep", 1.0)
+    view.release("a", "sleep")
+    assert not view.capability_full("sleep", 0.9)
+
+
+async def test_a_capability_with_one_slot_may_still_use_it() -> None:
+    view = view_of(agent("a", ["cpu"], capacity=1))
+    assert not view.capability_full("cpu", 0.5)
+    view.acquire("a", "cpu")
+    assert view.capability_full("cpu", 0.5)
+
+
+async def test_slots_of_agents_that_leave_no_longer_count() -> None:
+    view = view_of(agent("a", ["echo"], capacity=4), agent("b", ["echo"], capacity=4))
+    assert view.capacity_of["echo"] == 8
+    view.remove("b")
+    assert view.capacity_of["echo"] == 4
+    view.upsert(agent("a", ["echo"], capacity=4, state="draining"))
+    assert "echo" not in view.capacity_of
