@@ -176,12 +176,12 @@ class RouterSettings(_Env):
     breaker_wait: float = Field(default=5.0, gt=0)
     breaker_half_open_calls: int = Field(default=2, ge=1)
     capability_share: float = Field(
-        default=0.9,
+        default=1.0,
         gt=0,
         le=1,
         description="Share of the slots of the agents offering a capability that its tasks may "
-        "hold at once (at least one; 1 = all), so one capability of long tasks leaves room for "
-        "others.",
+        "hold at once (at least one; 1 = all, the default), e.g. 0.9 so that one capability of "
+        "long tasks leaves room for the others.",
     )
 
 

@@ -13,13 +13,18 @@ from swarmhub.schemas import ResultStatus, Task
 from tests.conftest import services_on, wait_for_agents, wait_until
 
 SLOTS = 4
+SHARE = 0.75
 LONG_MS = 60_000
 
 
 @pytest.fixture(scope="module")
 def services(nats_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
     with services_on(
-        nats_url, tmp_path_factory.mktemp("fairness"), workers=1, worker_concurrency=SLOTS
+        nats_url,
+        tmp_path_factory.mktemp("fairness"),
+        workers=1,
+        worker_concurrency=SLOTS,
+        extra_env={"SWARMHUB_CAPABILITY_SHARE": str(SHARE)},
     ) as cluster:
         yield cluster
 
@@ -39,10 +44,10 @@ async def test_a_short_task_runs_while_long_tasks_fill_the_slots_they_may(
     for task in sleeps:
         await client.submit(task)
     try:
-        # When they have taken what they may (SWARMHUB_CAPABILITY_SHARE, 0.9 of 4 slots = 3)
+        # When they have taken what they may (SWARMHUB_CAPABILITY_SHARE: 0.75 of 4 slots = 3)
         async def sleeps_running() -> bool:
             stats = await client.discover("STATS", "agent-worker", wait=0.3)
-            return any(e.get("data", {}).get("in_flight") == int(SLOTS * 0.9) for e in stats)
+            return any(e.get("data", {}).get("in_flight") == int(SLOTS * SHARE) for e in stats)
 
         await wait_until(sleeps_running, 30, "the sleeps to take their share of the slots")
         # Then a short task still runs at once, on the slot left, long before any sleep ends
