@@ -58,6 +58,19 @@ DISPATCH_DURATION = Histogram(
     registry=None,
 )
 TASK_RETRIES = Counter("swarmhub_task_retries", "Attempts retried.", ["capability"], registry=None)
+TASK_QUEUE_TIME = Histogram(
+    "swarmhub_task_queue_seconds",
+    "From a task's creation to the dispatch of its answered attempt, by priority lane.",
+    ["lane"],
+    buckets=LATENCY_BUCKETS,
+    registry=None,
+)
+LANE_BACKLOG = Gauge(
+    "swarmhub_lane_backlog",
+    "Tasks waiting in each priority lane, as of its last delivery to this router.",
+    ["lane"],
+    registry=None,
+)
 DEAD_LETTERS = Counter(
     "swarmhub_dead_letters", "Tasks dead-lettered.", ["capability", "reason"], registry=None
 )
@@ -133,6 +146,8 @@ BY_SERVICE: dict[str, tuple[MetricWrapperBase, ...]] = {
         TASKS_PENDING,
         TASKS_OLDEST_AGE,
         TASKS_WAITING_FOR_AGENT,
+        TASK_QUEUE_TIME,
+        LANE_BACKLOG,
     ),
     "swarm-coordinator": (AGENTS_ALIVE,),
     "agent-worker": (WORKER_TASKS, WORKER_IN_FLIGHT, WORKER_CAPACITY),

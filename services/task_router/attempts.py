@@ -246,6 +246,9 @@ class Attempts:
                 raise
             breaker.on_success(time.perf_counter() - started, permit=permit)
             finished = time.time()
+            metrics.child(metrics.TASK_QUEUE_TIME, lane).observe(
+                max(0.0, dispatched - task.created_at)
+            )
             return Final(
                 make_result(
                     task,

@@ -228,6 +228,8 @@ class Intake:
                     await msg.in_progress()
             await asyncio.sleep(interval)
             metrics.ROUTER_IN_FLIGHT.set(len(self.held))
+            for lane in self.lanes:
+                metrics.child(metrics.LANE_BACKLOG, lane.name).set(lane.backlog)
 
     async def _on_msg(self, lane: _Lane, msg: Msg) -> None:
         status = msg.headers.get("Status") if msg.headers else None

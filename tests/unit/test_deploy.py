@@ -48,6 +48,7 @@ COUNTERS_AND_GAUGES = {
     "swarmhub_tasks_pending",
     "swarmhub_tasks_oldest_age_seconds",
     "swarmhub_tasks_waiting_for_agent",
+    "swarmhub_lane_backlog",
     # agent-worker
     "swarmhub_worker_tasks_total",
     "swarmhub_worker_in_flight",
@@ -66,7 +67,11 @@ COUNTERS_AND_GAUGES = {
     "process_resident_memory_bytes",
     "process_start_time_seconds",
 }
-HISTOGRAMS = {"swarmhub_task_duration_seconds", "swarmhub_dispatch_duration_seconds"}
+HISTOGRAMS = {
+    "swarmhub_task_duration_seconds",
+    "swarmhub_dispatch_duration_seconds",
+    "swarmhub_task_queue_seconds",
+}
 # Series Prometheus itself produces.
 BUILTIN_SERIES = {"up", "ALERTS"}
 KNOWN_METRICS = (
