@@ -254,11 +254,16 @@ class Bus:
             last = marker
         return False
 
+    async def bucket(self, name: str) -> KeyValue:
+        """The KV bucket `name`, bound once per connection (nats-py's errors pass through)."""
+        kv = self._buckets.get(name)
+        if kv is None:
+            kv = self._buckets[name] = await self.js.key_value(name)
+        return kv
+
     async def _deleted_revision(self, bucket: str, key: str) -> int | None:
         """The revision of `key`'s delete or purge marker, or None when it holds a value."""
-        kv = self._buckets.get(bucket)
-        if kv is None:
-            kv = self._buckets[bucket] = await self.js.key_value(bucket)
+        kv = await self.bucket(bucket)
         try:
             await kv.get(key)
         except KeyNotFoundError as exc:  # nats-py reports a marker as not found, with its entry

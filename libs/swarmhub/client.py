@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import AsyncIterator, Callable, Generator, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterable
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -113,7 +113,6 @@ class SwarmClient:
 
     def __init__(self, bus: Bus) -> None:
         self.bus = bus
-        self._kv: dict[str, KeyValue] = {}
 
     @classmethod
     def connect(
@@ -197,21 +196,19 @@ class SwarmClient:
         await self.bus.close()
 
     async def _bucket(self, name: str) -> KeyValue:
-        if name not in self._kv:
-            try:
-                self._kv[name] = await self.bus.js.key_value(name)
-            except NotFoundError:
-                raise ServiceError(
-                    ErrorCode.UNAVAILABLE,
-                    f"KV bucket {name!r} does not exist yet: no router or coordinator has started.",
-                ) from None
-            except NatsTimeoutError:  # JetStream electing its leaders (a cluster starting)
-                raise ServiceError(
-                    ErrorCode.UNAVAILABLE,
-                    f"JetStream did not answer about KV bucket {name!r} in time.",
-                    retryable=True,
-                ) from None
-        return self._kv[name]
+        try:
+            return await self.bus.bucket(name)
+        except NotFoundError:
+            raise ServiceError(
+                ErrorCode.UNAVAILABLE,
+                f"KV bucket {name!r} does not exist yet: no router or coordinator has started.",
+            ) from None
+        except NatsTimeoutError:  # JetStream electing its leaders (a cluster starting)
+            raise ServiceError(
+                ErrorCode.UNAVAILABLE,
+                f"JetStream did not answer about KV bucket {name!r} in time.",
+                retryable=True,
+            ) from None
 
     # -- tasks ------------------------------------------------------------------------------
 
@@ -278,29 +275,42 @@ class SwarmClient:
             arrived.set()
 
         sub = await self.bus.nc.subscribe(subjects.task_result(task_id), cb=on_result)
-        deadline = time.monotonic() + timeout
         try:
-            while True:
-                arrived.clear()
-                try:
-                    stored = await self.result(task_id)
-                except ServiceError as exc:
-                    if not exc.retryable:
-                        raise
-                    stored = None  # the store is briefly away (e.g. an election): keep waiting
-                if stored is not None:
-                    return check_result(stored) if check else stored
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise TaskTimeout(
-                        ErrorCode.TIMEOUT,
-                        f"Task {task_id} has no result after {timeout:g} s; it may still finish "
-                        f"(`swarmhub result {task_id}`).",
-                    )
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(arrived.wait(), timeout=min(1.0, left))
+            stored = await self._await_stored(
+                lambda: self.result(task_id),
+                arrived,
+                time.monotonic() + timeout,
+                f"Task {task_id} has no result after {timeout:g} s; it may still finish "
+                f"(`swarmhub result {task_id}`).",
+            )
         finally:
             await sub.unsubscribe()
+        return check_result(stored) if check else stored
+
+    async def _await_stored(
+        self,
+        read: Callable[[], Awaitable[E | None]],
+        arrived: asyncio.Event,
+        deadline: float,
+        timeout_message: str,
+    ) -> E:
+        """Read the store each time `arrived` is set (and at least every second) until it holds
+        the value; TaskTimeout with `timeout_message` once `deadline` (monotonic) has passed."""
+        while True:
+            arrived.clear()
+            try:
+                stored = await read()
+            except ServiceError as exc:
+                if not exc.retryable:
+                    raise
+                stored = None  # the store is briefly away (e.g. an election): keep waiting
+            if stored is not None:
+                return stored
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TaskTimeout(ErrorCode.TIMEOUT, timeout_message)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(arrived.wait(), timeout=min(1.0, left))
 
     async def run(
         self,
@@ -547,25 +557,13 @@ class SwarmClient:
         if listened:  # events were heard from before the job existed: wait for one first
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(arrived.wait(), timeout=min(1.0, timeout))
-        while True:
-            arrived.clear()
-            try:
-                stored = await self.job_result(job_id)
-            except ServiceError as exc:
-                if not exc.retryable:
-                    raise
-                stored = None
-            if stored is not None:
-                return stored
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise TaskTimeout(
-                    ErrorCode.TIMEOUT,
-                    f"Swarm job {job_id} has no result after {timeout:g} s; it may still finish "
-                    f"(`swarmhub swarm status {job_id}`).",
-                )
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(arrived.wait(), timeout=min(1.0, left))
+        return await self._await_stored(
+            lambda: self.job_result(job_id),
+            arrived,
+            deadline,
+            f"Swarm job {job_id} has no result after {timeout:g} s; it may still finish "
+            f"(`swarmhub swarm status {job_id}`).",
+        )
 
     async def run_job(
         self,

@@ -277,7 +277,8 @@ class Attempts:
         pending = self.dispatches.setdefault(agent_id, set())
         pending.add(current)
         self._running_on[task.id] = agent_id
-        self.view.acquire(agent_id, task.capability)
+        counted = task.capability if self.settings.capability_share < 1.0 else None
+        self.view.acquire(agent_id, counted)
         started = time.perf_counter()
         timeout = attempt_timeout(task, time.time())
         try:
@@ -319,7 +320,7 @@ class Attempts:
             pending.discard(current)
             if not pending and self.dispatches.get(agent_id) is pending:
                 del self.dispatches[agent_id]
-            self.view.release(agent_id, task.capability)
+            self.view.release(agent_id, counted)
             elapsed = time.perf_counter() - started
             capability = metrics.capabilities(task.capability)
             metrics.child(metrics.DISPATCH_DURATION, capability).observe(elapsed)
