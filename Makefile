@@ -50,7 +50,7 @@ lint: $(STAMP)
 	$(BIN)/lint-imports
 
 typecheck: $(STAMP)
-	$(BIN)/mypy libs services load
+	$(BIN)/mypy libs
 
 test: $(STAMP) system-deps lint typecheck
 	$(BIN)/pytest

@@ -3,7 +3,7 @@
 #
 #   (no arguments)          run the service named by $SWARMHUB_SERVICE
 #   router|worker|coordinator|cache (or task-router, agent-worker, ...)   run that service
-#   anything else           exec it as is (e.g. `swarmhub ...`, `python -m loadgen ...`, `sh`)
+#   anything else           exec it as is (e.g. `swarmhub ...`, `python -m swarmhub.loadgen ...`, `sh`)
 #
 # The service replaces this shell (exec), so it receives SIGTERM directly and drains gracefully.
 set -eu
@@ -24,7 +24,7 @@ fi
 
 if module="$(service_module "$1")"; then
     shift
-    exec python -m "$module" "$@"
+    exec python -m "swarmhub.$module" "$@"
 fi
 
 if [ -z "$1" ]; then

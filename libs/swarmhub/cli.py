@@ -618,7 +618,7 @@ def _tls(args: argparse.Namespace) -> int:
 
 
 def _worker(args: argparse.Namespace) -> int:
-    """Check the app loads, then become `python -m agent_worker` running it (same PID)."""
+    """Check the app loads, then become `python -m swarmhub.agent_worker` running it (same PID)."""
     from swarmhub.credentials import claim_agent_slot, with_user
 
     app = load_app(args.app, args.app_dir)
@@ -654,7 +654,7 @@ def _worker(args: argparse.Namespace) -> int:
         file=sys.stderr,
         flush=True,
     )
-    os.execve(sys.executable, [sys.executable, "-m", "agent_worker"], env)
+    os.execve(sys.executable, [sys.executable, "-m", "swarmhub.agent_worker"], env)
     return 0  # not reached
 
 

@@ -509,7 +509,7 @@ class LocalCluster:
             **self.config.extra_env,
             **env,
         }
-        return ChildSpec(name, [sys.executable, "-m", module], base)
+        return ChildSpec(name, [sys.executable, "-m", f"swarmhub.{module}"], base)
 
     def start(self) -> LocalCluster:
         """Start everything; returns once NATS is ready (services connect on their own)."""

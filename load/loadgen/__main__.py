@@ -1,4 +1,4 @@
-"""`python -m loadgen load|bench ...`: the two subcommands without the rest of the CLI."""
+"""`python -m swarmhub.loadgen load|bench ...`: the two subcommands without the rest of the CLI."""
 
 from __future__ import annotations
 
@@ -6,12 +6,14 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from loadgen.cli import add_bench_parser, add_load_parser, run_bench, run_load
+from swarmhub.loadgen.cli import add_bench_parser, add_load_parser, run_bench, run_load
 
 
 def build_parser() -> argparse.ArgumentParser:
     """A parser with the `load` and `bench` subcommands."""
-    parser = argparse.ArgumentParser(prog="python -m loadgen", description="SwarmHub load tools.")
+    parser = argparse.ArgumentParser(
+        prog="python -m swarmhub.loadgen", description="SwarmHub load tools."
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     add_load_parser(sub)
     add_bench_parser(sub)

@@ -6,16 +6,16 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from loadgen.comparison import compare
-from loadgen.measure import measured_steps
-from loadgen.raw import protocol
-from loadgen.raw.pipeline import run_raw
-from loadgen.resources import PidSource
-from loadgen.runner import execute
-from loadgen.scenarios import ScenarioConfig
-from loadgen.steps import Step, baseline_steps, figures_from_report
 from swarmhub import codec
 from swarmhub.client import SwarmClient
+from swarmhub.loadgen.comparison import compare
+from swarmhub.loadgen.measure import measured_steps
+from swarmhub.loadgen.raw import protocol
+from swarmhub.loadgen.raw.pipeline import run_raw
+from swarmhub.loadgen.resources import PidSource
+from swarmhub.loadgen.runner import execute
+from swarmhub.loadgen.scenarios import ScenarioConfig
+from swarmhub.loadgen.steps import Step, baseline_steps, figures_from_report
 from swarmhub.schemas import Task
 
 LOADGEN = "loadgen"  # the bench process itself, SwarmHub's load generator

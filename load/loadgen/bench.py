@@ -12,23 +12,23 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from loadgen.baseline import BaselineRun
-from loadgen.cluster import wait_ready
-from loadgen.config import LoadConfig
-from loadgen.connection import connect
-from loadgen.constants import REPORT_VERSION
-from loadgen.discovery import discover
-from loadgen.histogram import LatencyHistogram
-from loadgen.resources import PidSource, ResourceSampler, is_nats
-from loadgen.runner import execute
-from loadgen.scenarios import ScenarioConfig
-from loadgen.scenarios.agent import LOAD_CAPABILITY
-from loadgen.scenarios.task import TaskScenario
-from loadgen.thresholds import Thresholds
 from swarmhub import subjects
 from swarmhub.client import SwarmClient
 from swarmhub.config import redact_url
 from swarmhub.errors import ServiceError
+from swarmhub.loadgen.baseline import BaselineRun
+from swarmhub.loadgen.cluster import wait_ready
+from swarmhub.loadgen.config import LoadConfig
+from swarmhub.loadgen.connection import connect
+from swarmhub.loadgen.constants import REPORT_VERSION
+from swarmhub.loadgen.discovery import discover
+from swarmhub.loadgen.histogram import LatencyHistogram
+from swarmhub.loadgen.resources import PidSource, ResourceSampler, is_nats
+from swarmhub.loadgen.runner import execute
+from swarmhub.loadgen.scenarios import ScenarioConfig
+from swarmhub.loadgen.scenarios.agent import LOAD_CAPABILITY
+from swarmhub.loadgen.scenarios.task import TaskScenario
+from swarmhub.loadgen.thresholds import Thresholds
 from swarmhub.schemas import Ack, AgentRegistration, LeaveRequest, RegisterReply, SwarmJob
 
 # The figures users of the original hub quote, with the iterations each was measured over.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from loadgen.bench import ORIGINAL, TARGETS
+from swarmhub.loadgen.bench import ORIGINAL, TARGETS
 
 
 def target_text(target: dict[str, Any]) -> str:

@@ -10,16 +10,16 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from loadgen.constants import SCENARIO_NAMES
 from swarmhub.cli import json_object
 from swarmhub.config import default_nats_url
 from swarmhub.errors import ServiceError
+from swarmhub.loadgen.constants import SCENARIO_NAMES
 
 if TYPE_CHECKING:
-    from loadgen.config import LoadConfig
-    from loadgen.resources import PidSource
-    from loadgen.schedule import RateSearch
     from swarmhub.client import SwarmClient
+    from swarmhub.loadgen.config import LoadConfig
+    from swarmhub.loadgen.resources import PidSource
+    from swarmhub.loadgen.schedule import RateSearch
 
     SubParsers = argparse._SubParsersAction[argparse.ArgumentParser]
 
@@ -168,9 +168,9 @@ def load_config(args: argparse.Namespace, url: str | None = None) -> LoadConfig:
     """The LoadConfig the parsed arguments describe (ValueError names what is wrong)."""
     import secrets
 
-    from loadgen.config import LoadConfig
-    from loadgen.scenarios import ScenarioConfig
-    from loadgen.thresholds import Thresholds
+    from swarmhub.loadgen.config import LoadConfig
+    from swarmhub.loadgen.scenarios import ScenarioConfig
+    from swarmhub.loadgen.thresholds import Thresholds
 
     traffic = ScenarioConfig(
         capability=args.capability,
@@ -225,7 +225,7 @@ def load_config(args: argparse.Namespace, url: str | None = None) -> LoadConfig:
 
 def _given_pids(args: argparse.Namespace) -> PidSource | None:
     """A source of the PIDs --pids names (None when it names none)."""
-    from loadgen.discovery import parse_pids
+    from swarmhub.loadgen.discovery import parse_pids
 
     if not args.pids:
         return None
@@ -235,7 +235,7 @@ def _given_pids(args: argparse.Namespace) -> PidSource | None:
 
 async def _resolve_pids(client: SwarmClient, url: str, given: PidSource | None) -> PidSource:
     """The given PID source, else the processes discovered serving `url`."""
-    from loadgen.discovery import discover
+    from swarmhub.loadgen.discovery import discover
 
     if given is not None:
         return given
@@ -251,8 +251,8 @@ def _note(text: str) -> None:
 
 def run_load(args: argparse.Namespace) -> int:
     """Run `swarmhub load`; returns the exit code (0, 1 error, 2 usage, 3 threshold breached)."""
-    from loadgen.cluster import local_cluster
-    from loadgen.schedule import RateSearch
+    from swarmhub.loadgen.cluster import local_cluster
+    from swarmhub.loadgen.schedule import RateSearch
 
     try:
         cfg = load_config(args)
@@ -292,10 +292,10 @@ def run_load(args: argparse.Namespace) -> int:
 async def _load_main(
     cfg: LoadConfig, search: RateSearch | None, given: PidSource | None, wait_agents: int
 ) -> dict[str, Any]:
-    from loadgen.cluster import wait_ready
-    from loadgen.connection import connect
-    from loadgen.findmax import find_max
-    from loadgen.runner import execute
+    from swarmhub.loadgen.cluster import wait_ready
+    from swarmhub.loadgen.connection import connect
+    from swarmhub.loadgen.findmax import find_max
+    from swarmhub.loadgen.runner import execute
 
     async with await connect(cfg.url, "swarmhub-loadgen") as client:
         if wait_agents:
@@ -307,9 +307,9 @@ async def _load_main(
 
 
 def _write_load_outputs(args: argparse.Namespace, result: dict[str, Any], searched: bool) -> int:
-    from loadgen.findmax import find_max_table
-    from loadgen.plot import write_plot, write_steps_plot
-    from loadgen.report import summary_table, write_json, write_markdown
+    from swarmhub.loadgen.findmax import find_max_table
+    from swarmhub.loadgen.plot import write_plot, write_steps_plot
+    from swarmhub.loadgen.report import summary_table, write_json, write_markdown
 
     print(find_max_table(result) if searched else summary_table(result))
     for line in result["alerts"]:
@@ -337,15 +337,15 @@ def _write_load_outputs(args: argparse.Namespace, result: dict[str, Any], search
 
 def run_bench(args: argparse.Namespace) -> int:
     """Run `swarmhub bench`; returns 0 when every part ran, 1 otherwise."""
-    from loadgen.baseline import (
+    from swarmhub.loadgen.baseline import (
         BaselineConfig,
         BaselineRun,
         concurrency_list,
         hub_task_bytes,
         run_raw_side,
     )
-    from loadgen.bench import BenchConfig, run_suite
-    from loadgen.cluster import local_cluster
+    from swarmhub.loadgen.bench import BenchConfig, run_suite
+    from swarmhub.loadgen.cluster import local_cluster
 
     try:
         cfg = BenchConfig(
@@ -406,9 +406,9 @@ def run_bench(args: argparse.Namespace) -> int:
 
 
 def _write_bench_outputs(args: argparse.Namespace, result: dict[str, Any]) -> None:
-    from loadgen.benchtable import bench_table
-    from loadgen.comparison import comparison_table
-    from loadgen.report import write_json
+    from swarmhub.loadgen.benchtable import bench_table
+    from swarmhub.loadgen.comparison import comparison_table
+    from swarmhub.loadgen.report import write_json
 
     print(bench_table(result))
     if "baseline" in result:

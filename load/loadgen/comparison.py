@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from loadgen.steps import Step
+from swarmhub.loadgen.steps import Step
 
 LATENCIES = ("p50", "p95", "p99")
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from loadgen.scenarios import NAMES, ScenarioConfig
-from loadgen.thresholds import Thresholds
+from swarmhub.loadgen.scenarios import NAMES, ScenarioConfig
+from swarmhub.loadgen.thresholds import Thresholds
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""Registry convergence: `python -m loadgen.convergence [--agents 1000] [--die 100]`.
+"""Registry convergence: `python -m swarmhub.loadgen.convergence [--agents 1000] [--die 100]`.
 
 Starts a local cluster, registers `--agents` stand-in agents (one process heartbeats them all, as
 the operator role may in load tests), waits until the coordinator's registry and every router's

@@ -11,10 +11,10 @@ import psutil
 from swarmhub.client import SwarmClient
 
 SERVICE_MODULES = {
-    "task_router": "task-router",
-    "agent_worker": "agent-worker",
-    "swarm_coordinator": "swarm-coordinator",
-    "cache_service": "cache",
+    "swarmhub.task_router": "task-router",
+    "swarmhub.agent_worker": "agent-worker",
+    "swarmhub.swarm_coordinator": "swarm-coordinator",
+    "swarmhub.cache_service": "cache",
 }
 _DEFAULT_PORT = 4222
 
@@ -36,7 +36,7 @@ def parse_pids(text: str) -> dict[str, int]:
 
 
 def service_of(cmdline: list[str]) -> str | None:
-    """The service a command line runs (`python -m task_router` -> task-router), if any."""
+    """The service a command line runs (`python -m swarmhub.task_router` -> task-router), if any."""
     for i, arg in enumerate(cmdline[:-1]):
         if arg == "-m" and cmdline[i + 1] in SERVICE_MODULES:
             return SERVICE_MODULES[cmdline[i + 1]]

@@ -7,9 +7,9 @@ import time
 from dataclasses import dataclass
 from typing import Protocol
 
-from loadgen.recorder import Recorder
-from loadgen.schedule import intended_offset
 from swarmhub.errors import ServiceError
+from swarmhub.loadgen.recorder import Recorder
+from swarmhub.loadgen.schedule import intended_offset
 
 clock = time.perf_counter
 

@@ -6,13 +6,13 @@ import sys
 from dataclasses import replace
 from typing import Any
 
-from loadgen.config import LoadConfig
-from loadgen.resources import PidSource
-from loadgen.runner import execute
-from loadgen.schedule import RateSearch
-from loadgen.thresholds import EXIT_BREACHED
 from swarmhub.client import SwarmClient
 from swarmhub.config import redact_url
+from swarmhub.loadgen.config import LoadConfig
+from swarmhub.loadgen.resources import PidSource
+from swarmhub.loadgen.runner import execute
+from swarmhub.loadgen.schedule import RateSearch
+from swarmhub.loadgen.thresholds import EXIT_BREACHED
 
 KEEP_UP = 0.9  # a step passes only if it delivered at least this share of the offered rate
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import psutil
 
-from loadgen.resources import MB, PidSource
+from swarmhub.loadgen.resources import MB, PidSource
 
 
 @dataclass(frozen=True)

@@ -12,9 +12,9 @@ import sys
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from typing import Any
 
-from loadgen.footprint import RssTracker, cpu_per_task, cpu_used, take_cpu
-from loadgen.resources import PidSource
-from loadgen.steps import Step, cpu_step
+from swarmhub.loadgen.footprint import RssTracker, cpu_per_task, cpu_used, take_cpu
+from swarmhub.loadgen.resources import PidSource
+from swarmhub.loadgen.steps import Step, cpu_step
 
 RSS_INTERVAL_S = 0.25
 StepRunner = Callable[[Step, int], Awaitable[dict[str, Any]]]

@@ -1,4 +1,6 @@
-"""Render docs/OPERATIONS.md's pictures from a real run: `python -m loadgen.opsdoc --out docs/img`.
+"""Render docs/OPERATIONS.md's pictures from a real run.
+
+`python -m swarmhub.loadgen.opsdoc --out docs/img`
 
 Starts a local cluster with every process on its own metrics port and exporting traces to an
 in-process OTLP receiver, a local Prometheus scraping it every second with the shipped rules,
@@ -21,9 +23,9 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from loadgen.otlp_sink import Receiver, Span
 from swarmhub.client import SwarmClient
 from swarmhub.embedded import ClusterConfig, LocalCluster, free_port, free_port_block
+from swarmhub.loadgen.otlp_sink import Receiver, Span
 from swarmhub.observe import LocalPrometheus
 from swarmhub.schemas import Task
 

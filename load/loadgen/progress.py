@@ -7,9 +7,9 @@ import sys
 from collections.abc import Callable
 from typing import TextIO
 
-from loadgen.drivers import DriveStats, clock
-from loadgen.recorder import Recorder
-from loadgen.resources import ResourceSampler
+from swarmhub.loadgen.drivers import DriveStats, clock
+from swarmhub.loadgen.recorder import Recorder
+from swarmhub.loadgen.resources import ResourceSampler
 
 
 def progress_line(

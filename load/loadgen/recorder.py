@@ -6,7 +6,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from loadgen.histogram import LatencyHistogram
+from swarmhub.loadgen.histogram import LatencyHistogram
 
 
 def intended_latency(intended: float, finished: float) -> float:

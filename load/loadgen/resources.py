@@ -11,7 +11,7 @@ from typing import Any
 
 import psutil
 
-from loadgen.slope import growth_per_hour
+from swarmhub.loadgen.slope import growth_per_hour
 
 MB = 1e6
 PidSource = Callable[[], dict[str, int]]

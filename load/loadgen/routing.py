@@ -1,4 +1,4 @@
-"""Routing cost as the swarm grows: `python -m loadgen.routing [--agents 10,100,1000]`.
+"""Routing cost as the swarm grows: `python -m swarmhub.loadgen.routing [--agents 10,100,1000]`.
 
 Times the router's own decision per task (AgentView.pick, then acquire and release of the slot)
 over swarms of each size, agents half busy, in this process: what one dispatch costs the router
@@ -12,7 +12,7 @@ import random
 import time
 
 from swarmhub.schemas import AgentRecord
-from task_router.registry import AgentView
+from swarmhub.task_router.registry import AgentView
 
 
 def per_task_us(agents: int, tasks: int = 20_000, capacity: int = 16) -> float:

@@ -8,17 +8,17 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
 
-from loadgen.config import LoadConfig
-from loadgen.constants import REPORT_VERSION
-from loadgen.drivers import DriveStats, Operation, clock, drive_closed, drive_open
-from loadgen.progress import progress_line, report_progress
-from loadgen.recorder import Recorder
-from loadgen.resources import PidSource, ResourceSampler
-from loadgen.scenarios import build
-from loadgen.schedule import measure_start_offset, planned_requests
-from loadgen.thresholds import Figures, alert_lines, evaluate, exit_code
 from swarmhub.client import SwarmClient
 from swarmhub.config import redact_url
+from swarmhub.loadgen.config import LoadConfig
+from swarmhub.loadgen.constants import REPORT_VERSION
+from swarmhub.loadgen.drivers import DriveStats, Operation, clock, drive_closed, drive_open
+from swarmhub.loadgen.progress import progress_line, report_progress
+from swarmhub.loadgen.recorder import Recorder
+from swarmhub.loadgen.resources import PidSource, ResourceSampler
+from swarmhub.loadgen.scenarios import build
+from swarmhub.loadgen.schedule import measure_start_offset, planned_requests
+from swarmhub.loadgen.thresholds import Figures, alert_lines, evaluate, exit_code
 
 LEAD_SECONDS = 0.1  # set-up slack between planning the schedule and its first request
 

@@ -6,11 +6,11 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from loadgen.config import LoadConfig
-from loadgen.drivers import DriveStats
-from loadgen.recorder import Recorder
-from loadgen.scenarios import ScenarioConfig
-from loadgen.thresholds import Thresholds
+from swarmhub.loadgen.config import LoadConfig
+from swarmhub.loadgen.drivers import DriveStats
+from swarmhub.loadgen.recorder import Recorder
+from swarmhub.loadgen.scenarios import ScenarioConfig
+from swarmhub.loadgen.thresholds import Thresholds
 
 CPU_CONCURRENCY = 64  # CPU per task is headlined at this many in flight
 
@@ -107,7 +107,7 @@ def figures(recorder: Recorder, stats: DriveStats) -> dict[str, Any]:
 
 
 def figures_from_report(report: dict[str, Any]) -> dict[str, Any]:
-    """The same figures out of a full `loadgen.runner.execute` report (SwarmHub's side)."""
+    """The same figures out of a full `swarmhub.loadgen.runner.execute` report (SwarmHub's side)."""
     req = report["requests"]
     return {
         "throughput_per_s": report["throughput_per_s"],

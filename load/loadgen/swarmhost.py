@@ -1,9 +1,10 @@
-"""Many real agents in one process: `python -m loadgen.swarmhost --agents N --url URL`.
+"""Many real agents in one process: `python -m swarmhub.loadgen.swarmhost --agents N --url URL`.
 
-Runs N `agent_worker.service.AgentWorker` instances on one event loop, each a whole Service with
-its own agent id and its own NATS connection (a Service owns its connection: it drains and
-closes it on shutdown). Prints one line on stdout once every agent is registered, and drains
-every agent on SIGTERM or SIGINT (each leaves the swarm, finishes its in-flight work, closes).
+Runs N `swarmhub.agent_worker.service.AgentWorker` instances on one event loop, each a whole
+Service with its own agent id and its own NATS connection (a Service owns its connection: it
+drains and closes it on shutdown). Prints one line on stdout once every agent is registered, and
+drains every agent on SIGTERM or SIGINT (each leaves the swarm, finishes its in-flight work,
+closes).
 
 How the agents log in:
 - a URL with a user (`nats://user:pass@host:port`): every agent uses it; that user needs a
@@ -28,8 +29,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from agent_worker.service import AgentWorker
 from swarmhub import telemetry
+from swarmhub.agent_worker.service import AgentWorker
 from swarmhub.config import (
     BusSettings,
     RuntimeSettings,
@@ -170,8 +171,8 @@ async def host(agents: list[AgentWorker], *, start_parallel: int, ready_timeout:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """Options of `python -m loadgen.swarmhost`."""
-    p = argparse.ArgumentParser(prog="python -m loadgen.swarmhost", description=__doc__)
+    """Options of `python -m swarmhub.loadgen.swarmhost`."""
+    p = argparse.ArgumentParser(prog="python -m swarmhub.loadgen.swarmhost", description=__doc__)
     p.add_argument("--agents", type=int, required=True, help="agents in this process")
     p.add_argument("--url", required=True, help="NATS URL (with a user, or a local cluster's)")
     p.add_argument("--capabilities", default="echo", help="comma list offered by every agent")

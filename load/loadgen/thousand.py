@@ -1,9 +1,10 @@
-"""A swarm of real agents: `python -m loadgen.thousand [--agents 1000] [--hosts 10] [--json F]`.
+"""A swarm of real agents.
 
-Unlike `loadgen.convergence` (stand-in registrations and heartbeats sent by one client), every
+`python -m swarmhub.loadgen.thousand [--agents 1000] [--hosts 10] [--json F]`. Unlike
+`swarmhub.loadgen.convergence` (stand-in registrations and heartbeats sent by one client), every
 agent here is a real `AgentWorker` running the worker code, hosted `--agents / --hosts` per
-process by `loadgen.swarmhost`, each with its own NATS connection and its own scoped user (an
-agent slot of the cluster's credentials). Steps, each bounded in time:
+process by `swarmhub.loadgen.swarmhost`, each with its own NATS connection and its own scoped
+user (an agent slot of the cluster's credentials). Steps, each bounded in time:
 
 1. start an embedded cluster (nats-server with per-role users, coordinator, cache, routers; no
    workers of its own, `--agents` agent slots), then the host processes;
@@ -42,11 +43,11 @@ from typing import Any
 import psutil
 from nats.aio.msg import Msg
 
-from loadgen.swarmhost import READY
 from swarmhub import codec, subjects
 from swarmhub.client import SwarmClient
 from swarmhub.embedded import ClusterConfig, LocalCluster, free_port
 from swarmhub.errors import ServiceError
+from swarmhub.loadgen.swarmhost import READY
 from swarmhub.schemas import AgentRecord, ResultStatus, Task, TaskResult
 
 SUBMITTERS = 16
@@ -112,7 +113,7 @@ class Hosts:
             argv = [
                 sys.executable,
                 "-m",
-                "loadgen.swarmhost",
+                "swarmhub.loadgen.swarmhost",
                 "--agents",
                 str(size),
                 "--url",
@@ -648,10 +649,10 @@ def table(outcome: Outcome) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """Options of `python -m loadgen.thousand`."""
+    """Options of `python -m swarmhub.loadgen.thousand`."""
     plan = Plan()
     p = argparse.ArgumentParser(
-        prog="python -m loadgen.thousand",
+        prog="python -m swarmhub.loadgen.thousand",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

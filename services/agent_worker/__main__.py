@@ -1,6 +1,6 @@
-"""Run one agent-worker: `python -m agent_worker`."""
+"""Run one agent-worker: `python -m swarmhub.agent_worker`."""
 
-from agent_worker.service import AgentWorker
+from swarmhub.agent_worker.service import AgentWorker
 from swarmhub.config import WorkerSettings
 from swarmhub.service_main import service_main
 

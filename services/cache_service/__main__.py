@@ -1,6 +1,6 @@
-"""Run one cache service: `python -m cache_service`."""
+"""Run one cache service: `python -m swarmhub.cache_service`."""
 
-from cache_service.service import CacheService
+from swarmhub.cache_service.service import CacheService
 from swarmhub.config import CacheSettings
 from swarmhub.service_main import service_main
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from cache_service.store import BoundedStore
 from swarmhub import metrics, subjects
+from swarmhub.cache_service.store import BoundedStore
 from swarmhub.config import CacheSettings
 from swarmhub.errors import ErrorCode, ServiceError
 from swarmhub.runtime import Service

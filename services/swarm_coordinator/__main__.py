@@ -1,8 +1,8 @@
-"""Run the swarm-coordinator: `python -m swarm_coordinator`."""
+"""Run the swarm-coordinator: `python -m swarmhub.swarm_coordinator`."""
 
-from swarm_coordinator.service import SwarmCoordinator
 from swarmhub.config import CoordinatorSettings
 from swarmhub.service_main import service_main
+from swarmhub.swarm_coordinator.service import SwarmCoordinator
 
 if __name__ == "__main__":
     service_main(SwarmCoordinator, CoordinatorSettings)

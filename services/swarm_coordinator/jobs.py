@@ -20,7 +20,6 @@ from nats.aio.subscription import Subscription
 from nats.js.errors import KeyNotFoundError
 from nats.js.kv import KeyValue
 
-from swarm_coordinator.reduce import Tally, outcomes, reduce
 from swarmhub import codec, provision, subjects
 from swarmhub.bus import Bus
 from swarmhub.client import SwarmClient
@@ -41,6 +40,7 @@ from swarmhub.schemas import (
     TaskResult,
 )
 from swarmhub.store import create_once
+from swarmhub.swarm_coordinator.reduce import Tally, outcomes, reduce
 
 POLL_EVERY_S = 2.0
 """How often a running job looks in the result store for sub-results whose event it missed."""

@@ -10,7 +10,6 @@ from typing import Any, ClassVar
 from nats.js.errors import KeyWrongLastSequenceError, NoKeysError
 from nats.js.kv import KeyValue
 
-from swarm_coordinator.jobs import Jobs
 from swarmhub import codec, metrics, provision, subjects
 from swarmhub.config import CoordinatorSettings, RouterSettings
 from swarmhub.errors import ErrorCode, ServiceError
@@ -29,6 +28,7 @@ from swarmhub.schemas import (
     SwarmEvent,
     SwarmJob,
 )
+from swarmhub.swarm_coordinator.jobs import Jobs
 
 PURGE_DELETES_EVERY_S = 300.0
 

@@ -21,7 +21,7 @@ from swarmhub.bus import Bus
 from swarmhub.config import RouterSettings
 from swarmhub.errors import ErrorCode, NoResponders, ServiceError
 from swarmhub.schemas import ErrorInfo, ResultStatus, RunReply, Task, TaskProgress, Timings
-from task_router.decisions import (
+from swarmhub.task_router.decisions import (
     Defer,
     Final,
     Outcome,
@@ -33,8 +33,8 @@ from task_router.decisions import (
     make_result,
     no_agent_result,
 )
-from task_router.lanes import RANKS
-from task_router.registry import AgentView
+from swarmhub.task_router.lanes import RANKS
+from swarmhub.task_router.registry import AgentView
 
 FAILING_PENALTY = 3.0
 """An agent whose recent calls all failed looks (1 + this) times as loaded as a healthy one."""

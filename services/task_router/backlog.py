@@ -12,7 +12,7 @@ from nats.js import JetStreamContext
 
 from swarmhub import metrics, subjects
 from swarmhub.bus import Bus
-from task_router.figures import Backlog
+from swarmhub.task_router.figures import Backlog
 
 INTERVAL = 5.0
 """Seconds between two looks at the stream: a scrape sees figures at most this old."""

@@ -23,7 +23,7 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
 from swarmhub import metrics
-from task_router.lanes import ACTIVE_FOR, WEIGHTS, LanePlanner, LaneState
+from swarmhub.task_router.lanes import ACTIVE_FOR, WEIGHTS, LanePlanner, LaneState
 
 PULL_BATCH = 64
 """Most messages asked for by one pull request."""

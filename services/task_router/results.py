@@ -13,7 +13,7 @@ from swarmhub.bus import Bus
 from swarmhub.errors import ServiceError
 from swarmhub.schemas import DeadLetter, ErrorInfo, ResultStatus, TaskResult
 from swarmhub.store import create_once
-from task_router.decisions import DEAD_LETTER_REASONS, fault_of
+from swarmhub.task_router.decisions import DEAD_LETTER_REASONS, fault_of
 
 
 class ResultStore:

@@ -33,15 +33,15 @@ from swarmhub.schemas import (
     Task,
     TaskResult,
 )
+from swarmhub.task_router.attempts import Attempts
+from swarmhub.task_router.backlog import backlog_loop
+from swarmhub.task_router.cancels import Cancels
+from swarmhub.task_router.decisions import Defer, Final, Retry, make_result
+from swarmhub.task_router.figures import Backlog, RecentLatencies
+from swarmhub.task_router.intake import Intake
+from swarmhub.task_router.registry import AgentView
+from swarmhub.task_router.results import DeadLetters, ResultStore, count_capabilities
 from swarmhub.tracing import SpanKind
-from task_router.attempts import Attempts
-from task_router.backlog import backlog_loop
-from task_router.cancels import Cancels
-from task_router.decisions import Defer, Final, Retry, make_result
-from task_router.figures import Backlog, RecentLatencies
-from task_router.intake import Intake
-from task_router.registry import AgentView
-from task_router.results import DeadLetters, ResultStore, count_capabilities
 
 _TOKEN = re.compile(TOKEN_PATTERN)
 CLOCK_SLACK = 5.0

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from loadgen.__main__ import main
 from swarmhub.embedded import ClusterConfig, LocalCluster, free_port
+from swarmhub.loadgen.__main__ import main
 from tests.conftest import REPO, wait_for_agents
 
 RELAXED = [
@@ -103,7 +103,7 @@ def test_an_impossible_p95_fires_its_alert_and_exits_non_zero(cluster: LocalClus
     # When P95 must stay under 1 µs
     proc = subprocess.run(
         [
-            sys.executable, "-m", "loadgen", "load", "--url", cluster.url,
+            sys.executable, "-m", "swarmhub.loadgen", "load", "--url", cluster.url,
             "--rate", "50", "--duration", "1.5", "--warmup", "0",
             "--pids", pid_list(cluster), "--max-p95-ms", "0.001",
             "--min-throughput", "10", "--max-error-rate", "5", "--max-load-avg", "1000",

@@ -1,7 +1,7 @@
 """Hundreds of real agents (AgentWorker, several per process) on a secured embedded cluster.
 
-The small version of `python -m loadgen.thousand`: 200 agents in 4 host processes, each agent
-its own NATS connection logged in as its own agent slot. One run, then facts checked one by
+The small version of `python -m swarmhub.loadgen.thousand`: 200 agents in 4 host processes, each
+agent its own NATS connection logged in as its own agent slot. One run, then facts checked one by
 one: everyone registered, tasks spread within capacity, exactly one result per task, and a
 SIGKILLed host's agents leave the registry and the routers while tasks go on completing.
 """
@@ -15,7 +15,7 @@ from collections.abc import Iterator
 import psutil
 import pytest
 
-from loadgen.thousand import Outcome, Plan, measure, swarm_cluster
+from swarmhub.loadgen.thousand import Outcome, Plan, measure, swarm_cluster
 
 PLAN = Plan(
     agents=200,

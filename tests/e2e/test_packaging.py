@@ -1,10 +1,11 @@
-"""The wheel installs into a fresh virtual environment without extras and the client works."""
+"""The wheel is one `swarmhub` package; it installs without extras and the client works."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
 import textwrap
+import zipfile
 from pathlib import Path
 
 from tests.conftest import REPO
@@ -15,6 +16,8 @@ CHECK = textwrap.dedent(
     import swarmhub
     from swarmhub import App, SwarmClient, TaskFailed
     from swarmhub.sync import connect
+    import swarmhub.agent_worker.service, swarmhub.task_router.service
+    import swarmhub.swarm_coordinator.service, swarmhub.cache_service.service
 
     heavy = [m for m in ("psutil", "matplotlib", "hdrh", "opentelemetry.sdk") if m in sys.modules]
     assert not heavy, f"the client imported optional modules: {heavy}"
@@ -38,6 +41,11 @@ def test_the_wheel_installs_without_extras_and_imports_the_client(tmp_path: Path
     wheels = tmp_path / "wheels"
     run(sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", wheels, REPO)
     (wheel,) = wheels.glob("swarmhub-*.whl")
+    # One installed package: the services and the load generator live under `swarmhub`.
+    tops = {name.split("/")[0] for name in zipfile.ZipFile(wheel).namelist()}
+    assert {t for t in tops if not t.endswith(".dist-info")} == {"swarmhub"}, sorted(tops)
+    names = set(zipfile.ZipFile(wheel).namelist())
+    assert {"swarmhub/task_router/__main__.py", "swarmhub/loadgen/cli.py"} <= names
     venv = tmp_path / "venv"
     run(sys.executable, "-m", "venv", venv)
     python = venv / "bin" / "python"

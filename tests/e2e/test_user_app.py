@@ -253,7 +253,7 @@ def test_cli_errors_are_one_line_with_documented_exit_codes(
     help_text = swarmhub("--version", env=env)
     assert help_text.returncode == 0 and help_text.stdout.startswith("swarmhub ")
     service_help = subprocess.run(
-        [sys.executable, "-m", "agent_worker", "--help"],
+        [sys.executable, "-m", "swarmhub.agent_worker", "--help"],
         capture_output=True,
         text=True,
         timeout=30,

@@ -8,8 +8,8 @@ from collections.abc import AsyncIterator
 import nats
 import pytest
 
-from agent_worker.service import AgentWorker
 from swarmhub import codec, subjects
+from swarmhub.agent_worker.service import AgentWorker
 from swarmhub.batching import BatchDispatcher
 from swarmhub.bus import Bus
 from swarmhub.config import BusSettings, RuntimeSettings, WorkerSettings

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from cache_service.service import CacheService
 from swarmhub import health
+from swarmhub.cache_service.service import CacheService
 from swarmhub.config import BusSettings
 from swarmhub.embedded import NatsServer, free_port, stop_process, wait_for
 from tests.conftest import wait_until
@@ -60,7 +60,7 @@ def cache_process(nats_server: NatsServer, tmp_path: Path) -> Iterator[int]:
     }
     log = (tmp_path / "cache.log").open("wb")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "cache_service"],
+        [sys.executable, "-m", "swarmhub.cache_service"],
         env=env,
         stdout=log,
         stderr=subprocess.STDOUT,

@@ -17,9 +17,9 @@ from typing import Any
 
 import pytest
 
-from loadgen.otlp_sink import Receiver, Span
 from swarmhub.client import SwarmClient
 from swarmhub.embedded import LocalCluster
+from swarmhub.loadgen.otlp_sink import Receiver, Span
 from swarmhub.schemas import ResultStatus, Task
 from tests.conftest import REPO, services_on, wait_for_agents, wait_until
 

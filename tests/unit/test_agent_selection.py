@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from swarmhub.schemas import AgentRecord
-from task_router.registry import AgentView
+from swarmhub.task_router.registry import AgentView
 
 
 def agent(agent_id: str, caps: list[str], capacity: int = 2, state: str = "up") -> AgentRecord:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from cache_service.store import BoundedStore
+from swarmhub.cache_service.store import BoundedStore
 
 
 class FakeClock:

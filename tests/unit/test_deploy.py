@@ -386,7 +386,7 @@ def test_entrypoint_script() -> None:
     text = ENTRYPOINT.read_text()
     for module in ("task_router", "agent_worker", "swarm_coordinator", "cache_service"):
         assert f"echo {module}" in text
-    assert 'exec python -m "$module"' in text
+    assert 'exec python -m "swarmhub.$module"' in text
 
 
 def test_container_healthcheck_compiles() -> None:

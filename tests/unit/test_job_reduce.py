@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from swarm_coordinator.reduce import Tally, outcomes, reduce
 from swarmhub.errors import ErrorCode
 from swarmhub.schemas import ErrorInfo, ResultStatus, TaskResult
+from swarmhub.swarm_coordinator.reduce import Tally, outcomes, reduce
 
 
 def ok(output: Any, agent: str = "a1") -> TaskResult:

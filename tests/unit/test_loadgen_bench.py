@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from loadgen.bench import TARGETS, judge, memory_growth, ops_rate, together
-from loadgen.benchtable import bench_table, target_text
+from swarmhub.loadgen.bench import TARGETS, judge, memory_growth, ops_rate, together
+from swarmhub.loadgen.benchtable import bench_table, target_text
 
 
 async def test_together_has_every_iteration_in_flight_at_once() -> None:

@@ -6,9 +6,9 @@ import argparse
 
 import pytest
 
-from loadgen.__main__ import build_parser, main
-from loadgen.cli import load_config, weights
 from swarmhub.embedded import free_port
+from swarmhub.loadgen.__main__ import build_parser, main
+from swarmhub.loadgen.cli import load_config, weights
 
 
 def parse(*argv: str) -> argparse.Namespace:
@@ -67,7 +67,7 @@ def test_bad_values_exit_with_usage_code(capsys: pytest.CaptureFixture[str]) -> 
 def test_no_server_exits_with_error_code(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("loadgen.connection.CONNECT_TIMEOUT", 1.0)
+    monkeypatch.setattr("swarmhub.loadgen.connection.CONNECT_TIMEOUT", 1.0)
     url = f"nats://127.0.0.1:{free_port()}"
     code = main(["load", "--url", url, "--duration", "1", "--pids", "1", "--quiet"])
     assert code == 1

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from loadgen.comparison import compare, comparison_table, ratio, step_row
-from loadgen.steps import Step, baseline_steps
+from swarmhub.loadgen.comparison import compare, comparison_table, ratio, step_row
+from swarmhub.loadgen.steps import Step, baseline_steps
 
 STEPS = baseline_steps([1, 64], rate=1000.0, seconds=5.0, warmup=1.0)
 

@@ -6,8 +6,8 @@ import os
 
 import pytest
 
-from loadgen.discovery import parse_pids, service_of, url_port
-from loadgen.resources import ResourceSampler
+from swarmhub.loadgen.discovery import parse_pids, service_of, url_port
+from swarmhub.loadgen.resources import ResourceSampler
 
 
 def test_url_port() -> None:
@@ -24,8 +24,8 @@ def test_parse_pids_with_and_without_names() -> None:
 
 
 def test_service_of_command_lines() -> None:
-    assert service_of(["/x/python", "-m", "task_router"]) == "task-router"
-    assert service_of(["python3", "-u", "-m", "cache_service"]) == "cache"
+    assert service_of(["/x/python", "-m", "swarmhub.task_router"]) == "task-router"
+    assert service_of(["python3", "-u", "-m", "swarmhub.cache_service"]) == "cache"
     assert service_of(["python", "-m", "pytest"]) is None
     assert service_of(["python", "-m"]) is None
 
@@ -53,7 +53,7 @@ def test_sampler_skips_vanished_processes() -> None:
 def test_srv_info_pids_count_only_when_they_run_a_service_here(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    import loadgen.discovery as discovery
+    import swarmhub.loadgen.discovery as discovery
 
     local = {101: "task-router"}
     monkeypatch.setattr(discovery, "_local_service", local.get)

@@ -7,10 +7,10 @@ import random
 
 import pytest
 
-from loadgen.drivers import DriveStats, clock, drive_closed, drive_open
-from loadgen.recorder import Recorder
-from loadgen.scenarios import Scenario, ScenarioConfig
 from swarmhub.errors import ErrorCode, ServiceError
+from swarmhub.loadgen.drivers import DriveStats, clock, drive_closed, drive_open
+from swarmhub.loadgen.recorder import Recorder
+from swarmhub.loadgen.scenarios import Scenario, ScenarioConfig
 
 
 class SerialServer(Scenario):

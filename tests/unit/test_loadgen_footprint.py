@@ -7,9 +7,9 @@ import os
 
 import pytest
 
-from loadgen.footprint import CpuSnapshot, RssTracker, cpu_per_task, cpu_used, take_cpu
-from loadgen.measure import measured_steps
-from loadgen.steps import Step
+from swarmhub.loadgen.footprint import CpuSnapshot, RssTracker, cpu_per_task, cpu_used, take_cpu
+from swarmhub.loadgen.measure import measured_steps
+from swarmhub.loadgen.steps import Step
 
 
 def test_cpu_used_is_the_difference_per_process() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from loadgen.histogram import HIGHEST_US, LatencyHistogram
+from swarmhub.loadgen.histogram import HIGHEST_US, LatencyHistogram
 
 
 def test_percentiles_of_one_to_a_thousand_ms() -> None:

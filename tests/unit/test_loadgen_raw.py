@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from loadgen.__main__ import build_parser
-from loadgen.baseline import BaselineConfig, concurrency_list, hub_task_bytes
-from loadgen.drivers import DriveStats
-from loadgen.raw import protocol
-from loadgen.raw.pipe import decode_line
-from loadgen.recorder import Recorder
-from loadgen.steps import Step, baseline_steps, cpu_step, figures
+from swarmhub.loadgen.__main__ import build_parser
+from swarmhub.loadgen.baseline import BaselineConfig, concurrency_list, hub_task_bytes
+from swarmhub.loadgen.drivers import DriveStats
+from swarmhub.loadgen.raw import protocol
+from swarmhub.loadgen.raw.pipe import decode_line
+from swarmhub.loadgen.recorder import Recorder
+from swarmhub.loadgen.steps import Step, baseline_steps, cpu_step, figures
 
 
 @pytest.mark.parametrize("size", [60, 90, 120, 226, 400, 5000])

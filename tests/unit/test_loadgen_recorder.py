@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from loadgen.recorder import Recorder, intended_latency
+from swarmhub.loadgen.recorder import Recorder, intended_latency
 
 
 def simulate_single_server(

@@ -6,14 +6,14 @@ import json
 import os
 from pathlib import Path
 
-from loadgen.config import LoadConfig
-from loadgen.drivers import DriveStats
-from loadgen.plot import write_plot
-from loadgen.recorder import Recorder
-from loadgen.report import markdown, summary_table, write_json
-from loadgen.resources import ResourceSampler
-from loadgen.runner import assemble
-from loadgen.thresholds import Thresholds
+from swarmhub.loadgen.config import LoadConfig
+from swarmhub.loadgen.drivers import DriveStats
+from swarmhub.loadgen.plot import write_plot
+from swarmhub.loadgen.recorder import Recorder
+from swarmhub.loadgen.report import markdown, summary_table, write_json
+from swarmhub.loadgen.resources import ResourceSampler
+from swarmhub.loadgen.runner import assemble
+from swarmhub.loadgen.thresholds import Thresholds
 
 
 def synthetic_report(max_p95_ms: float = 200.0) -> dict[str, object]:

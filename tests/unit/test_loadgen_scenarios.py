@@ -8,12 +8,12 @@ from typing import Any
 
 import pytest
 
-from loadgen.constants import SCENARIO_NAMES
-from loadgen.scenarios import NAMES, Scenario, ScenarioConfig, build
-from loadgen.scenarios.cache import ZipfKeys
-from loadgen.scenarios.mixed import MixedScenario
-from loadgen.scenarios.task import result_error
 from swarmhub.errors import ErrorCode
+from swarmhub.loadgen.constants import SCENARIO_NAMES
+from swarmhub.loadgen.scenarios import NAMES, Scenario, ScenarioConfig, build
+from swarmhub.loadgen.scenarios.cache import ZipfKeys
+from swarmhub.loadgen.scenarios.mixed import MixedScenario
+from swarmhub.loadgen.scenarios.task import result_error
 from swarmhub.schemas import ErrorInfo, ResultStatus, TaskResult
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from loadgen.schedule import (
+from swarmhub.loadgen.schedule import (
     RateSearch,
     intended_offset,
     measure_start_offset,

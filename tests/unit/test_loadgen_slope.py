@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from loadgen.slope import fit_line, growth_per_hour
+from swarmhub.loadgen.slope import fit_line, growth_per_hour
 
 
 def test_exact_line() -> None:

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from loadgen.swarmhost import claim_slots, logins
-from loadgen.thousand import _split, spread
 from swarmhub.credentials import NoFreeSlot, load_or_create
+from swarmhub.loadgen.swarmhost import claim_slots, logins
+from swarmhub.loadgen.thousand import _split, spread
 
 URL = "nats://127.0.0.1:4222"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from loadgen.thresholds import (
+from swarmhub.loadgen.thresholds import (
     EXIT_BREACHED,
     Figures,
     Thresholds,

@@ -9,9 +9,9 @@ from swarmhub.breaker import CircuitState, forget_breaker_metric, telemetry_list
 from swarmhub.errors import ErrorCode
 from swarmhub.registry import count_alive
 from swarmhub.schemas import AgentRecord, ErrorInfo, ResultStatus, TaskResult
-from task_router.backlog import oldest_age
-from task_router.decisions import fault_of
-from task_router.results import count_capabilities
+from swarmhub.task_router.backlog import oldest_age
+from swarmhub.task_router.decisions import fault_of
+from swarmhub.task_router.results import count_capabilities
 
 
 def exposition(service: str) -> str:

@@ -7,7 +7,7 @@ import random
 from swarmhub.errors import ErrorCode, ServiceError
 from swarmhub.limits import MAX_ERROR_MESSAGE
 from swarmhub.schemas import ResultStatus, Task
-from task_router.decisions import (
+from swarmhub.task_router.decisions import (
     MAX_TRIED_AGENTS,
     Final,
     Retry,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from task_router.figures import RecentLatencies
+from swarmhub.task_router.figures import RecentLatencies
 
 
 class FakeClock:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from task_router.intake import PullLedger
+from swarmhub.task_router.intake import PullLedger
 
 
 class Clock:

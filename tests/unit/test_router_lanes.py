@@ -13,8 +13,8 @@ import pytest
 
 from swarmhub import subjects
 from swarmhub.schemas import AgentRecord, Priority
-from task_router.lanes import RANKS, WEIGHTS, LanePlanner, LaneState
-from task_router.registry import AgentView
+from swarmhub.task_router.lanes import RANKS, WEIGHTS, LanePlanner, LaneState
+from swarmhub.task_router.registry import AgentView
 
 CRITICAL, HIGH, NORMAL, LOW = range(4)
 IDLE = LaneState()

@@ -262,10 +262,10 @@ def test_no_exemplar_without_a_sampled_span() -> None:
 
 
 SERVICE_MODULES = (
-    "task_router.service",
-    "agent_worker.service",
-    "cache_service.service",
-    "swarm_coordinator.service",
+    "swarmhub.task_router.service",
+    "swarmhub.agent_worker.service",
+    "swarmhub.cache_service.service",
+    "swarmhub.swarm_coordinator.service",
 )
 
 

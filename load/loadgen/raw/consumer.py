@@ -1,9 +1,9 @@
 """The raw pipeline's consumer process: fetch(256) from a durable pull consumer, answer, ack.
 
-`python -m loadgen.raw.consumer --url URL` creates the work-queue stream and the durable pull
-consumer, says `{"ready": true}` on stdout, then for every fetched task publishes its result
-(a core NATS publish) and acks it. It stops on SIGTERM, when its stdin closes, or after
-`--max-seconds`.
+`python -m swarmhub.loadgen.raw.consumer --url URL` creates the work-queue stream and the
+durable pull consumer, says `{"ready": true}` on stdout, then for every fetched task publishes
+its result (a core NATS publish) and acks it. It stops on SIGTERM, when its stdin closes, or
+after `--max-seconds`.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from collections.abc import Sequence
 
 import nats
 
-from loadgen.raw import protocol
-from loadgen.raw.pipe import emit, stdin_reader
+from swarmhub.loadgen.raw import protocol
+from swarmhub.loadgen.raw.pipe import emit, stdin_reader
 
 CONNECT_TIMEOUT_S = 10.0
 FETCH_WAIT_S = 0.5
@@ -80,7 +80,7 @@ async def serve(url: str, max_seconds: float) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse the arguments and serve."""
-    parser = argparse.ArgumentParser(prog="python -m loadgen.raw.consumer")
+    parser = argparse.ArgumentParser(prog="python -m swarmhub.loadgen.raw.consumer")
     parser.add_argument("--url", required=True)
     parser.add_argument("--max-seconds", type=float, default=3600.0)
     args = parser.parse_args(argv)

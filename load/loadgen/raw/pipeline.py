@@ -11,10 +11,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from loadgen.measure import measured_steps
-from loadgen.raw.pipe import Child
-from loadgen.steps import Step
 from swarmhub.embedded import NatsServer
+from swarmhub.loadgen.measure import measured_steps
+from swarmhub.loadgen.raw.pipe import Child
+from swarmhub.loadgen.steps import Step
 
 READY_TIMEOUT_S = 30.0
 PRODUCER = "producer"
@@ -60,7 +60,14 @@ async def _drive(
     try:
         consumer = await Child.spawn(
             "consumer",
-            [*python, "loadgen.raw.consumer", "--url", server.url, "--max-seconds", f"{budget:g}"],
+            [
+                *python,
+                "swarmhub.loadgen.raw.consumer",
+                "--url",
+                server.url,
+                "--max-seconds",
+                f"{budget:g}",
+            ],
             data_dir / "consumer.log",
         )
         children.append(consumer)
@@ -68,7 +75,7 @@ async def _drive(
         producer = await Child.spawn(
             PRODUCER,
             [
-                *python, "loadgen.raw.producer", "--url", server.url,
+                *python, "swarmhub.loadgen.raw.producer", "--url", server.url,
                 "--task-bytes", str(task_bytes), "--timeout", f"{timeout:g}",
             ],
             data_dir / "producer.log",

@@ -1,6 +1,6 @@
 """The raw pipeline's producer process: runs each step it is sent and answers with its figures.
 
-`python -m loadgen.raw.producer --url URL --task-bytes N` listens for results, says
+`python -m swarmhub.loadgen.raw.producer --url URL --task-bytes N` listens for results, says
 `{"ready": true}`, then reads one step per stdin line (`{"step": {...}, "run_id": "..."}`),
 drives it with the load generator's own open/closed-loop drivers and recorder, and writes
 `{"step": NAME, "figures": {...}}`. It exits when its stdin closes.
@@ -21,14 +21,14 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
-from loadgen.drivers import DriveStats, clock
-from loadgen.raw import protocol
-from loadgen.raw.pipe import decode_line, emit, stdin_reader
-from loadgen.recorder import Recorder
-from loadgen.runner import LEAD_SECONDS, pace, plan
-from loadgen.scenarios import ScenarioConfig
-from loadgen.steps import Step, figures
 from swarmhub.errors import ErrorCode, ServiceError
+from swarmhub.loadgen.drivers import DriveStats, clock
+from swarmhub.loadgen.raw import protocol
+from swarmhub.loadgen.raw.pipe import decode_line, emit, stdin_reader
+from swarmhub.loadgen.recorder import Recorder
+from swarmhub.loadgen.runner import LEAD_SECONDS, pace, plan
+from swarmhub.loadgen.scenarios import ScenarioConfig
+from swarmhub.loadgen.steps import Step, figures
 
 CONNECT_TIMEOUT_S = 10.0
 
@@ -126,7 +126,7 @@ async def produce(url: str, task_bytes: int, timeout: float) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse the arguments and produce."""
-    parser = argparse.ArgumentParser(prog="python -m loadgen.raw.producer")
+    parser = argparse.ArgumentParser(prog="python -m swarmhub.loadgen.raw.producer")
     parser.add_argument("--url", required=True)
     parser.add_argument("--task-bytes", type=int, default=0)
     parser.add_argument("--timeout", type=float, default=30.0)

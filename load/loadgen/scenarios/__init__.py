@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import random
 
-from loadgen.scenarios.agent import AgentScenario
-from loadgen.scenarios.base import Scenario, ScenarioConfig
-from loadgen.scenarios.cache import CacheScenario
-from loadgen.scenarios.mixed import MixedScenario
-from loadgen.scenarios.swarm import SwarmScenario
-from loadgen.scenarios.task import TaskScenario
 from swarmhub.client import SwarmClient
+from swarmhub.loadgen.scenarios.agent import AgentScenario
+from swarmhub.loadgen.scenarios.base import Scenario, ScenarioConfig
+from swarmhub.loadgen.scenarios.cache import CacheScenario
+from swarmhub.loadgen.scenarios.mixed import MixedScenario
+from swarmhub.loadgen.scenarios.swarm import SwarmScenario
+from swarmhub.loadgen.scenarios.task import TaskScenario
 
 SIMPLE: dict[str, type[Scenario]] = {
     "task": TaskScenario,

@@ -6,9 +6,9 @@ import contextlib
 import os
 from typing import Any
 
-from loadgen.scenarios.base import Scenario
 from swarmhub import subjects
 from swarmhub.errors import ServiceError
+from swarmhub.loadgen.scenarios.base import Scenario
 from swarmhub.schemas import (
     Ack,
     AgentRegistration,

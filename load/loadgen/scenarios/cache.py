@@ -7,7 +7,7 @@ import itertools
 import random
 from typing import Any
 
-from loadgen.scenarios.base import Scenario
+from swarmhub.loadgen.scenarios.base import Scenario
 
 NAMESPACE = "loadgen"
 

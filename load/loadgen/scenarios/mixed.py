@@ -7,8 +7,8 @@ import itertools
 import random
 from typing import Any
 
-from loadgen.scenarios.base import Scenario, ScenarioConfig
 from swarmhub.client import SwarmClient
+from swarmhub.loadgen.scenarios.base import Scenario, ScenarioConfig
 
 
 class MixedScenario(Scenario):

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from loadgen.scenarios.base import Scenario
 from swarmhub.errors import ErrorCode, ServiceError
+from swarmhub.loadgen.scenarios.base import Scenario
 from swarmhub.schemas import SwarmJob
 
 

@@ -7,9 +7,9 @@ from typing import Any
 
 from nats.aio.msg import Msg
 
-from loadgen.scenarios.base import Scenario
 from swarmhub import codec, subjects
 from swarmhub.errors import ErrorCode, ServiceError
+from swarmhub.loadgen.scenarios.base import Scenario
 from swarmhub.schemas import ResultStatus, Task, TaskResult
 
 _STATUS_CODES = {
