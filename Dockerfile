@@ -4,7 +4,11 @@
 #   docker run -e SWARMHUB_NATS_URL=nats://nats:4222 swarmhub worker
 #   docker run swarmhub swarmhub --help
 
-ARG PYTHON_IMAGE=python:3.11-slim
+# The base by digest, so every build starts from the same bytes: the multi-platform index of
+# python:3.11-slim-bookworm (Python 3.11.16, Debian 12) as docker-library/repo-info recorded it
+# (repos/python/remote/3.11-slim-bookworm.md). To move on, read the current index digest with
+# `docker buildx imagetools inspect python:3.11-slim-bookworm` and replace both together.
+ARG PYTHON_IMAGE=python:3.11-slim-bookworm@sha256:fe556eaffd0d96abd8685b83bb8a69addd0dc730fa193669a7df0d49ddcfac02
 
 # ---------------------------------------------------------------- build: a self-contained venv
 FROM ${PYTHON_IMAGE} AS build

@@ -18,6 +18,7 @@ import structlog
 from swarmhub.errors import ErrorCode, ServiceError
 
 __all__ = [
+    "TRANSITIONS",
     "BreakerConfig",
     "BreakerRegistry",
     "BreakerSnapshot",
@@ -43,6 +44,21 @@ class CircuitState(IntEnum):
     OPEN = 1
     HALF_OPEN = 2
 
+    @property
+    def label(self) -> str:
+        """The state as a metric label value: closed, open, half_open."""
+        return self.name.lower()
+
+
+TRANSITIONS: frozenset[tuple[CircuitState, CircuitState]] = frozenset(
+    {
+        (CircuitState.CLOSED, CircuitState.OPEN),
+        (CircuitState.OPEN, CircuitState.HALF_OPEN),
+        (CircuitState.HALF_OPEN, CircuitState.OPEN),
+        (CircuitState.HALF_OPEN, CircuitState.CLOSED),
+    }
+)
+"""Every (from, to) state change a breaker makes."""
 
 Clock = Callable[[], float]
 Listener = Callable[[str, CircuitState, CircuitState], None]
@@ -574,10 +590,11 @@ class BreakerRegistry:
 
 
 def telemetry_listener(name: str, old: CircuitState, new: CircuitState) -> None:
-    """Make a state change a metric and a span event (the breaker already logs it)."""
+    """Count a state change in the metrics and make it a span event (the breaker logs it)."""
     from swarmhub import metrics, tracing
 
     metrics.BREAKER_STATE.labels(name).set(new.value)
+    metrics.BREAKER_TRANSITIONS.labels(old.label, new.label).inc()
     tracing.current_span().add_event(
         "circuit_state_changed", {"breaker": name, "from": old.name, "to": new.name}
     )

@@ -10,13 +10,17 @@ from __future__ import annotations
 import platform
 from collections.abc import Iterable
 from typing import Any, TypeVar
+from weakref import WeakKeyDictionary
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, Info
 from prometheus_client.metrics import MetricWrapperBase
 
 from swarmhub import __version__
+from swarmhub.breaker import TRANSITIONS
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1, 2.5, 5, 10, 30, 60)
+JOB_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800)
+"""A swarm job takes milliseconds (a few echoes) to many minutes (a big map of slow tasks)."""
 
 ENDPOINT_REQUESTS = Counter(
     "swarmhub_endpoint_requests",
@@ -36,6 +40,16 @@ BREAKER_STATE = Gauge(
     ["breaker"],
     registry=None,
 )
+BREAKER_TRANSITIONS = Counter(
+    "swarmhub_breaker_transitions",
+    "State changes of this process's circuit breakers, by the state left and the state entered.",
+    ["from_state", "to_state"],
+    registry=None,
+)
+# Per process, not per breaker: an agent's series would go when it leaves, often before a scrape
+# saw its breaker open. Each pair starts at 0, so that the first trip shows as an increase.
+for _left, _entered in TRANSITIONS:
+    BREAKER_TRANSITIONS.labels(_left.label, _entered.label)
 
 TASKS_COMPLETED = Counter(
     "swarmhub_tasks_completed",
@@ -81,6 +95,25 @@ AGENTS_ALIVE = Gauge(
 )
 ROUTER_IN_FLIGHT = Gauge(
     "swarmhub_router_in_flight", "Tasks a router holds right now.", registry=None
+)
+
+JOBS_RUNNING = Gauge(
+    "swarmhub_jobs_running",
+    "Swarm jobs this coordinator runs right now (the leader's; 0 on a standby).",
+    registry=None,
+)
+JOBS_FINISHED = Counter(
+    "swarmhub_jobs_finished",
+    "Swarm jobs whose one final result this coordinator recorded, by its status.",
+    ["status"],
+    registry=None,
+)
+JOB_DURATION = Histogram(
+    "swarmhub_job_duration_seconds",
+    "A swarm job's acceptance to its final result, by the result's status.",
+    ["status"],
+    buckets=JOB_BUCKETS,
+    registry=None,
 )
 
 WORKER_TASKS = Counter(
@@ -133,6 +166,7 @@ SHARED: tuple[MetricWrapperBase, ...] = (
     ENDPOINT_REQUESTS,
     ENDPOINT_ERRORS,
     BREAKER_STATE,
+    BREAKER_TRANSITIONS,
 )
 BY_SERVICE: dict[str, tuple[MetricWrapperBase, ...]] = {
     "task-router": (
@@ -149,22 +183,24 @@ BY_SERVICE: dict[str, tuple[MetricWrapperBase, ...]] = {
         TASK_QUEUE_TIME,
         LANE_BACKLOG,
     ),
-    "swarm-coordinator": (AGENTS_ALIVE,),
+    "swarm-coordinator": (AGENTS_ALIVE, JOBS_RUNNING, JOBS_FINISHED, JOB_DURATION),
     "agent-worker": (WORKER_TASKS, WORKER_IN_FLIGHT, WORKER_CAPACITY),
     "cache": (CACHE_REQUESTS, CACHE_ENTRIES, CACHE_BYTES, CACHE_EVICTIONS),
 }
 """Metrics each service sets, by service name; every service also exports SHARED."""
 
-_exported: set[tuple[int, int]] = set()
+# Keyed by the registry itself, not its id: a registry freed and another made at its address
+# would otherwise look as if it had every metric already.
+_exported: WeakKeyDictionary[CollectorRegistry, set[int]] = WeakKeyDictionary()
 
 
 def export(service: str, registry: CollectorRegistry = REGISTRY) -> None:
     """Export the shared metrics and those of `service` (each once per registry)."""
+    exported = _exported.setdefault(registry, set())
     for metric in (*SHARED, *BY_SERVICE.get(service, ())):
-        key = (id(registry), id(metric))
-        if key not in _exported:
+        if id(metric) not in exported:
             registry.register(metric)
-            _exported.add(key)
+            exported.add(id(metric))
     BUILD_INFO.info(
         {"version": __version__, "python": platform.python_version(), "service": service}
     )

@@ -13,14 +13,14 @@ import contextlib
 import random
 import time
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, get_args
 
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from nats.js.errors import KeyNotFoundError
 from nats.js.kv import KeyValue
 
-from swarmhub import codec, provision, subjects
+from swarmhub import codec, metrics, provision, subjects
 from swarmhub.bus import Bus
 from swarmhub.client import SwarmClient
 from swarmhub.config import CoordinatorSettings
@@ -32,6 +32,7 @@ from swarmhub.schemas import (
     JobProgress,
     JobRecord,
     JobRequest,
+    JobStatus,
     JobStatusReply,
     ResultStatus,
     SwarmJob,
@@ -55,6 +56,12 @@ FETCHERS = 16
 CANCEL_CONCURRENCY = 32
 REDUCE_N = -1
 RESULT_PREFIX = subjects.task_result("x")[:-1]
+
+
+def count_finished(result: SwarmJobResult) -> None:
+    """Count a job's final result by status and observe its time from acceptance."""
+    metrics.child(metrics.JOBS_FINISHED, result.status).inc()
+    metrics.child(metrics.JOB_DURATION, result.status).observe(result.elapsed_ms / 1000)
 
 
 class Job:
@@ -119,6 +126,10 @@ class Jobs:
         self.background: set[asyncio.Task[Any]] = set()
         self.finished = 0
         self._bus: Bus | None = None
+        metrics.JOBS_RUNNING.set_function(lambda: len(self.running))
+        for status in get_args(JobStatus):
+            # A counter series that first appears at 1 shows no increase: start each at 0.
+            metrics.child(metrics.JOBS_FINISHED, status)
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -536,6 +547,7 @@ class Jobs:
         final = result
         if await self._create(subjects.job_key("result", job.id), data, retry_for=30.0):
             self.finished += 1
+            count_finished(result)
             self.log.debug("job_finished", job_id=job.id, status=result.status, total=job.total)
         else:  # another coordinator ended it first (a cancel): its result is the one
             final = await self.stored_result(job.id) or result

@@ -16,7 +16,8 @@ import pytest
 from swarmhub.client import SwarmClient
 from swarmhub.embedded import ClusterConfig, LocalCluster, free_port, free_port_block
 from swarmhub.observe import LocalPrometheus
-from tests.conftest import REPO, wait_for_agents
+from swarmhub.schemas import SwarmJob
+from tests.conftest import REPO, wait_for_agents, wait_until
 
 PROCESSES = 1 + 1 + 2 + 1  # coordinator, cache, workers, router
 
@@ -82,10 +83,59 @@ def test_every_process_is_ready_and_exports_its_own_metrics(cluster: LocalCluste
             status, text = get(f"http://{host}/metrics")
             assert status == 200
             assert "swarmhub_build_info{" in text and "swarmhub_nats_connected 1.0" in text
+            assert 'swarmhub_breaker_transitions_total{from_state="closed",to_state="open"}' in text
             seen[job] = text
     assert "swarmhub_worker_capacity" in seen["swarmhub-worker"]
     assert "swarmhub_worker_capacity" not in seen["swarmhub-router"]
     assert "swarmhub_tasks_completed_total" in seen["swarmhub-router"]
+    assert "swarmhub_jobs_running" in seen["swarmhub-coordinator"]
+    assert "swarmhub_jobs_running" not in seen["swarmhub-router"]
+
+
+def exported(text: str, series: str) -> float | None:
+    """The value of one series (name and labels as exposed) in a /metrics text, if it is there."""
+    for line in text.splitlines():
+        name, _, value = line.rpartition(" ")
+        if name == series:
+            return float(value)
+    return None
+
+
+async def test_a_swarm_job_shows_on_the_coordinator_while_it_runs_and_once_it_ends(
+    cluster: LocalCluster,
+) -> None:
+    (coordinator,) = targets(cluster)["swarmhub-coordinator"]
+
+    async def scrape() -> str:
+        return (await asyncio.to_thread(get, f"http://{coordinator}/metrics"))[1]
+
+    async def reads(series: str, wanted: float) -> bool:
+        return exported(await scrape(), series) == wanted
+
+    finished = 'swarmhub_jobs_finished_total{status="succeeded"}'
+    count = 'swarmhub_job_duration_seconds_count{status="succeeded"}'
+    total = 'swarmhub_job_duration_seconds_sum{status="succeeded"}'
+    # Given the coordinator's job figures, every final status counted from 0 on
+    before = await scrape()
+    assert exported(before, 'swarmhub_jobs_finished_total{status="timed_out"}') is not None
+    finished_before = exported(before, finished)
+    assert finished_before is not None
+    async with SwarmClient.connect(cluster.url) as client:
+        # When a job of two 1.5 s sub-tasks runs
+        job = SwarmJob(capability="sleep", inputs=[{"ms": 1500}, {"ms": 1500}])
+        running = asyncio.create_task(client.run_job(job, timeout=60))
+        # Then the coordinator counts it as running while it runs
+        await wait_until(lambda: reads("swarmhub_jobs_running", 1), 10, "a running job")
+        result = await running
+    assert result.status == "succeeded", result.error
+    # And once it has ended: no longer running, counted once, its duration observed
+    await wait_until(lambda: reads("swarmhub_jobs_running", 0), 10, "no running job")
+    await wait_until(lambda: reads(finished, finished_before + 1), 10, "a succeeded job counted")
+    after = await scrape()
+    assert exported(after, count) == (exported(before, count) or 0) + 1
+    elapsed = (exported(after, total) or 0) - (exported(before, total) or 0)
+    assert elapsed >= 1.5
+    assert elapsed == pytest.approx(result.elapsed_ms / 1000)
 
 
 def query(prometheus: LocalPrometheus, expr: str) -> dict[str, Any]:

@@ -49,6 +49,9 @@ COUNTERS_AND_GAUGES = {
     "swarmhub_tasks_oldest_age_seconds",
     "swarmhub_tasks_waiting_for_agent",
     "swarmhub_lane_backlog",
+    # swarm-coordinator
+    "swarmhub_jobs_running",
+    "swarmhub_jobs_finished_total",
     # agent-worker
     "swarmhub_worker_tasks_total",
     "swarmhub_worker_in_flight",
@@ -62,6 +65,7 @@ COUNTERS_AND_GAUGES = {
     "swarmhub_endpoint_requests_total",
     "swarmhub_endpoint_errors_total",
     "swarmhub_breaker_state",
+    "swarmhub_breaker_transitions_total",
     "swarmhub_nats_connected",
     "swarmhub_build_info",
     "process_resident_memory_bytes",
@@ -71,6 +75,7 @@ HISTOGRAMS = {
     "swarmhub_task_duration_seconds",
     "swarmhub_dispatch_duration_seconds",
     "swarmhub_task_queue_seconds",
+    "swarmhub_job_duration_seconds",
 }
 # Series Prometheus itself produces.
 BUILTIN_SERIES = {"up", "ALERTS"}
@@ -346,7 +351,8 @@ def test_compose_bind_mounts_exist(compose_config: dict[str, Any]) -> None:
 
 def test_dockerfile() -> None:
     text = (ROOT / "Dockerfile").read_text()
-    assert re.search(r"^ARG PYTHON_IMAGE=python:3\.11-slim$", text, re.M)
+    # The base is pinned by its digest (a tag alone may move under the same name).
+    assert re.search(r"^ARG PYTHON_IMAGE=python:3\.11-slim-\w+@sha256:[0-9a-f]{64}$", text, re.M)
     assert re.search(r"^FROM \$\{PYTHON_IMAGE\}", text, re.M)
     assert "pip install -c constraints.txt ." in text
     users = re.findall(r"^USER\s+(\S+)", text, re.M)
@@ -791,6 +797,10 @@ def test_grafana_dashboard_layout() -> None:
         "dead letters by reason",
         "failed results by fault",
         "job requests",
+        "jobs running",
+        "jobs finished by status",
+        "job duration",
+        "breaker transitions",
         "nats connection",
         "build per process",
         "breakers not closed",
