@@ -48,9 +48,13 @@ def make_clone(dest: Path) -> Path:
     ).stdout.decode()
     for rel in filter(None, listed.split("\0")):
         src = REPO / rel
+        target = dest / rel
+        if src.is_symlink():  # e.g. libs/swarmhub/task_router -> ../../services/task_router
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.symlink_to(os.readlink(src))
+            continue
         if not src.is_file():
             continue
-        target = dest / rel
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(src, target)
     subprocess.run(["git", "init", "-q"], cwd=dest, check=True)
