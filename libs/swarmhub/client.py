@@ -541,24 +541,35 @@ class SwarmClient:
     ) -> SwarmJobResult:
         """Wait for a swarm job's final result as stored by the hub.
 
-        `on_progress` gets each JobProgress event (done, failed and running of total). Events
-        only wake the wait; what is returned is always the stored result. Raises TaskTimeout
-        after `timeout` seconds (the job itself goes on).
+        `on_progress` gets each JobProgress event (done, failed and running of total). The
+        result is the stored one: read from the store, or taken from the `done` event that
+        carries it (only coordinators may publish job events). Raises TaskTimeout after
+        `timeout` seconds (the job itself goes on).
         """
-        async with self._listen(
-            subjects.swarm_job_event(job_id), JobProgress, on_progress
-        ) as heard:
-            return await self._wait_job(job_id, timeout, heard)
+        carried = _CarriedResult(job_id, on_progress)
+        async with self._listen(subjects.swarm_job_event(job_id), JobProgress, carried) as heard:
+            return await self._wait_job(job_id, timeout, heard, carried)
 
     async def _wait_job(
-        self, job_id: str, timeout: float, arrived: asyncio.Event, *, listened: bool = False
+        self,
+        job_id: str,
+        timeout: float,
+        arrived: asyncio.Event,
+        carried: _CarriedResult,
+        *,
+        listened: bool = False,
     ) -> SwarmJobResult:
         deadline = time.monotonic() + timeout
         if listened:  # events were heard from before the job existed: wait for one first
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(arrived.wait(), timeout=min(1.0, timeout))
+
+        async def read() -> SwarmJobResult | None:
+            # The done event's copy saves a read of the store per job.
+            return carried.result or await self.job_result(job_id)
+
         return await self._await_stored(
-            lambda: self.job_result(job_id),
+            read,
             arrived,
             deadline,
             f"Swarm job {job_id} has no result after {timeout:g} s; it may still finish "
@@ -578,19 +589,12 @@ class SwarmClient:
         `SwarmJob(capability="answer", payload={...}, ensemble=3, reduce="vote")`. The result's
         status says how it ended; it is returned whatever it is.
         """
-        done = asyncio.Event()
-
-        def report(progress: JobProgress) -> None:
-            if progress.state == "done":
-                done.set()
-            if on_progress is not None:
-                on_progress(progress)
-
+        carried = _CarriedResult(job.id, on_progress)
         # Listen before submitting, so a job that ends at once still wakes the wait.
-        async with self._listen(subjects.swarm_job_event(job.id), JobProgress, report) as heard:
+        async with self._listen(subjects.swarm_job_event(job.id), JobProgress, carried) as heard:
             await self.submit_job(job)
-            result = await self._wait_job(job.id, timeout, heard, listened=True)
-        if on_progress is not None and not done.is_set():
+            result = await self._wait_job(job.id, timeout, heard, carried, listened=True)
+        if on_progress is not None and not carried.done:
             # The result is stored just before its "done" event is sent: report it anyway.
             on_progress(JobProgress.done(result))
         return result
@@ -622,6 +626,24 @@ class SwarmClient:
     async def cache_stats(self) -> CacheStats:
         """Counters of the cache instance that answers."""
         return await self.bus.request(subjects.CACHE_STATS, Empty(), CacheStats)
+
+
+class _CarriedResult:
+    """Hears a job's progress events: passes them on and keeps the result a `done` one carries."""
+
+    def __init__(self, job_id: str, on_progress: Callable[[JobProgress], None] | None) -> None:
+        self.job_id = job_id
+        self.on_progress = on_progress
+        self.done = False
+        self.result: SwarmJobResult | None = None
+
+    def __call__(self, progress: JobProgress) -> None:
+        if progress.state == "done":
+            self.done = True
+            if progress.result is not None and progress.result.job_id == self.job_id:
+                self.result = progress.result
+        if self.on_progress is not None:
+            self.on_progress(progress)
 
 
 class ResultCollector:

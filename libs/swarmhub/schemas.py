@@ -620,10 +620,16 @@ class JobProgress(Message):
     published: bool = Field(default=False, description="Every sub-task is in the task stream.")
     status: JobStatus | None = Field(default=None, description="The final status, when done.")
     at: float = Field(default_factory=now, description="When, in epoch seconds.")
+    result: SwarmJobResult | None = Field(
+        default=None,
+        description="The stored final result, carried by the `done` event when it fits in one "
+        "message (absent otherwise: read it from the store). Only coordinators may publish job "
+        "events, so it is as trustworthy as the store.",
+    )
 
     @classmethod
-    def done(cls, result: SwarmJobResult) -> JobProgress:
-        """The progress of a job that has its final result."""
+    def done(cls, result: SwarmJobResult, *, carry: bool = False) -> JobProgress:
+        """The progress of a job that has its final result (carrying it when `carry`)."""
         return cls(
             job_id=result.job_id,
             state="done",
@@ -634,6 +640,7 @@ class JobProgress(Message):
             published=True,
             status=result.status,
             at=result.finished_at,
+            result=result if carry else None,
         )
 
 

@@ -56,6 +56,7 @@ FETCHERS = 16
 CANCEL_CONCURRENCY = 32
 REDUCE_N = -1
 RESULT_PREFIX = subjects.task_result("x")[:-1]
+DONE_EVENT_ROOM = 512  # bytes a done JobProgress adds around the result it carries
 
 
 def count_finished(result: SwarmJobResult) -> None:
@@ -553,7 +554,10 @@ class Jobs:
             final = await self.stored_result(job.id) or result
         if not job.done.done():
             job.done.set_result(final)
-        await self._event(JobProgress.done(final))
+        # The done event carries the result when both fit in one message: waiting clients then
+        # need no read of the store.
+        carry = final is result and len(data) + DONE_EVENT_ROOM <= self.bus.limits.body
+        await self._event(JobProgress.done(final, carry=carry))
         await self._cleanup(job)
 
     def _result(self, job: Job, ending: str) -> SwarmJobResult:

@@ -18,7 +18,7 @@ from swarmhub import subjects
 from swarmhub.client import SwarmClient
 from swarmhub.embedded import LocalCluster
 from swarmhub.errors import ErrorCode, ServiceError
-from swarmhub.schemas import JobProgress, ResultStatus, SwarmJob
+from swarmhub.schemas import JobProgress, ResultStatus, SwarmJob, SwarmJobResult
 from tests.conftest import REPO, services_on, wait_for_agents, wait_until
 
 WORKERS = 3
@@ -71,6 +71,34 @@ async def test_map_gathers_every_output_in_input_order(client: SwarmClient) -> N
     assert seen and seen[-1].state == "done" and seen[-1].status == "succeeded"
     status = await client.job_status(result.job_id)
     assert status.progress.state == "done" and status.result == result
+
+
+async def test_the_done_event_carries_the_stored_result_so_no_read_is_needed(
+    client: SwarmClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a client that counts its reads of the job store that found the result
+    found = 0
+    read = client.job_result
+
+    async def counting(job_id: str) -> SwarmJobResult | None:
+        nonlocal found
+        stored = await read(job_id)
+        found += stored is not None
+        return stored
+
+    monkeypatch.setattr(client, "job_result", counting)
+    heard: list[JobProgress] = []
+    # When a small job runs to its end
+    result = await client.run_job(
+        SwarmJob(capability="echo", inputs=[{"i": 1}, {"i": 2}]),
+        timeout=60,
+        on_progress=heard.append,
+    )
+    # Then its done event carried the result, which is the one returned, with no store read
+    assert heard[-1].state == "done" and heard[-1].result == result
+    assert found == 0
+    # and it is exactly the stored one
+    assert await read(result.job_id) == result
 
 
 async def test_vote_returns_the_majority_when_one_agent_lies(
