@@ -31,7 +31,7 @@ from swarmhub.errors import ErrorCode, NoResponders, ServiceError
 from swarmhub.limits import Limits, cut
 from swarmhub.roles import inbox_for
 from swarmhub.schemas import ErrorInfo
-from swarmhub.tls import client_context, find_ca
+from swarmhub.tls import client_context, find_ca, tls_first
 from swarmhub.tracing import SpanKind
 
 M = TypeVar("M", bound=BaseModel)
@@ -68,11 +68,14 @@ async def connect(
             on_event("error", f"{type(exc).__name__}: {exc}")
 
     # Trust the configured CA, else the local cluster's dev CA: used when the server requires TLS.
-    tls = client_context(settings.tls_ca or find_ca())
+    # A tls:// URL starts TLS before anything else, so nothing is ever sent in plaintext.
+    first = tls_first(settings.nats_url)
+    tls = client_context(settings.tls_ca or find_ca(), required=first)
     return await nats.connect(
         servers=[s.strip() for s in settings.nats_url.split(",")],
         name=name,
         tls=tls,
+        tls_handshake_first=first,
         # A user's inbox is its own: least-privilege permissions let it read no other.
         inbox_prefix=inbox_for(settings.nats_url),
         connect_timeout=settings.connect_timeout,  # type: ignore[arg-type]

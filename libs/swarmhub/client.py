@@ -54,6 +54,7 @@ from swarmhub.schemas import (
     TaskResult,
 )
 from swarmhub.subjects import check_token
+from swarmhub.tls import tls_first
 
 E = TypeVar("E", bound=BaseModel)
 
@@ -172,12 +173,19 @@ class SwarmClient:
             nc = connecting.result()
         except Exception as exc:
             detail = scrub_credentials(str(exc)) or type(exc).__name__
-            hint = (
-                "Check the user and password in the URL, or the credentials file (found from "
-                "SWARMHUB_DATA_DIR, else ./.data)."
-                if "Authorization" in detail
-                else "Is the cluster running (`swarmhub up`)?"
-            )
+            if "Authorization" in detail:
+                hint = (
+                    "Check the user and password in the URL, or the credentials file (found "
+                    "from SWARMHUB_DATA_DIR, else ./.data)."
+                )
+            elif tls_first(settings.nats_url):
+                hint = (
+                    "With a tls:// URL the client starts TLS at once: is the cluster running "
+                    "with TLS (`swarmhub up --tls`), and does the server accept TLS first "
+                    "(`handshake_first`)? Nothing was sent in plaintext."
+                )
+            else:
+                hint = "Is the cluster running (`swarmhub up`)?"
             raise ServiceError(
                 ErrorCode.UNAVAILABLE,
                 f"Cannot connect to NATS at {redact_url(settings.nats_url)} ({cut(detail, 200)}). "

@@ -129,6 +129,7 @@ class NatsServer:
                 f'  name: "{self.cluster_name}"',
                 f'  listen: "127.0.0.1:{self.cluster_port}"',
                 "  routes: [" + ", ".join(f'"{r}"' for r in self.routes) + "]",
+                *(self.tls.route_block() if self.tls else ()),
                 "}",
             ]
         path = self.data_dir / f"{self.name}.conf"

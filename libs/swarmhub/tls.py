@@ -8,8 +8,11 @@ and `server-key.pem` for 127.0.0.1 and localhost, and on request `client-<name>-
 (no hand-written crypto) and are for development only: the CA key sits beside the certificates.
 
 Clients trust the CA named by `SWARMHUB_TLS_CA`, else the `tls/ca.pem` of the data folder they
-find the credentials in (`SWARMHUB_DATA_DIR`, else `./.data`). nats-py upgrades a connection to
-TLS when the server requires it, so `nats://` URLs work too; `tls://` says the same explicitly.
+find the credentials in (`SWARMHUB_DATA_DIR`, else `./.data`). With a `tls://` URL the client
+starts TLS before the server's first word (nats-server's `handshake_first`), so it never sends
+credentials in plaintext, even to a server that offers plaintext. With `nats://` nats-py upgrades
+only when the server requires TLS, so a server that does not gets plaintext. The servers this
+module configures accept both (`handshake_first: auto`), and their cluster routes use TLS too.
 """
 
 from __future__ import annotations
@@ -49,18 +52,30 @@ class ServerTLS:
     verify: bool = False  # require a client certificate signed by `ca` (mutual TLS)
 
     def block(self) -> str:
-        """The nats-server `tls {}` block: TLS required on the client port."""
-        lines = [
-            "tls {",
-            f'  cert_file: "{self.cert.as_posix()}"',
-            f'  key_file: "{self.key.as_posix()}"',
-        ]
-        if self.ca is not None:
-            lines.append(f'  ca_file: "{self.ca.as_posix()}"')
+        """The nats-server `tls {}` block: TLS required on the client port.
+
+        `handshake_first: auto` serves clients that start TLS at once (`tls://` URLs here) and,
+        after a short wait, those that upgrade once they read the server's INFO.
+        """
+        lines = ["tls {", *self._files()]
         if self.verify:
             lines.append("  verify: true")
-        lines += ["  timeout: 2", "}"]
+        lines += ["  handshake_first: auto", "  timeout: 2", "}"]
         return "\n".join(lines)
+
+    def route_block(self) -> list[str]:
+        """The `tls {}` lines of a `cluster {}` block: routes between nodes over mutual TLS."""
+        if self.ca is None:
+            raise TLSError("TLS between cluster nodes needs the CA that signed their certificate.")
+        return [
+            f"  {line}" for line in ("tls {", *self._files(), "  verify: true", "  timeout: 2", "}")
+        ]
+
+    def _files(self) -> list[str]:
+        lines = [f'  cert_file: "{self.cert.as_posix()}"', f'  key_file: "{self.key.as_posix()}"']
+        if self.ca is not None:
+            lines.append(f'  ca_file: "{self.ca.as_posix()}"')
+        return lines
 
 
 def tls_dir(data_dir: Path) -> Path:
@@ -110,7 +125,8 @@ def _config(hosts: Iterable[str]) -> str:
             "[server]",
             "basicConstraints = critical,CA:FALSE",
             "keyUsage = critical,digitalSignature",
-            "extendedKeyUsage = serverAuth",
+            # clientAuth too: a cluster node presents it when it dials a route to another node.
+            "extendedKeyUsage = serverAuth,clientAuth",
             f"subjectAltName = {','.join(names)}",
             "subjectKeyIdentifier = hash",
             "authorityKeyIdentifier = keyid,issuer",
@@ -271,12 +287,21 @@ class _QuietSSLClose(logging.Filter):
 _QUIET = _QuietSSLClose()
 
 
+def tls_first(url: str) -> bool:
+    """Whether a (comma list) URL asks for TLS from the first byte: any `tls://` server in it."""
+    return any(part.strip().lower().startswith("tls://") for part in url.split(","))
+
+
 def client_context(
-    ca: str | Path | None, cert: str | Path | None = None, key: str | Path | None = None
+    ca: str | Path | None,
+    cert: str | Path | None = None,
+    key: str | Path | None = None,
+    *,
+    required: bool = False,
 ) -> ssl.SSLContext | None:
     """An SSL context that trusts `ca` (and presents `cert`/`key` for mutual TLS); None when
-    there is nothing to add to the system's defaults."""
-    if ca is None and cert is None:
+    there is nothing to add to the system's defaults, unless `required`."""
+    if ca is None and cert is None and not required:
         return None
     logging.getLogger("asyncio").addFilter(_QUIET)  # once: filters are a set-like list
     try:

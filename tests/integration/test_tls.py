@@ -5,6 +5,7 @@ refused."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import ssl
@@ -210,5 +211,56 @@ async def test_a_three_node_cluster_with_tls(
         async with SwarmClient.connect(local.url) as client:
             result = await client.run(Task(capability="echo", payload={"n": 3}), timeout=30)
             assert result.output == {"n": 3}
+        # and the routes between the nodes speak only TLS: a plaintext peer gets not even an INFO
+        for node in local.nodes:
+            assert node.cluster_port
+            reader, writer = await asyncio.open_connection("127.0.0.1", node.cluster_port)
+            writer.write(b"CONNECT {}\r\nPING\r\n")
+            await writer.drain()
+            answer = await asyncio.wait_for(reader.read(), timeout=15)
+            writer.close()
+            assert b"INFO" not in answer and b"PONG" not in answer, (node.name, answer[:80])
     finally:
         local.stop()
+
+
+async def _plaintext_server(heard: bytearray) -> asyncio.Server:
+    """A server that offers plaintext NATS (an INFO without TLS) and keeps every byte it gets."""
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        info = {"server_id": "fake", "version": "2.10.0", "max_payload": 1048576, "headers": True}
+        writer.write(b"INFO " + json.dumps(info).encode() + b"\r\n")
+        with contextlib.suppress(ConnectionError):
+            await writer.drain()
+            while chunk := await reader.read(4096):
+                heard.extend(chunk)
+        writer.close()
+
+    return await asyncio.start_server(serve, "127.0.0.1", 0)
+
+
+async def test_a_tls_url_never_sends_credentials_in_plaintext(tmp_path: Path) -> None:
+    # Given a server that offers plaintext, and a password
+    heard = bytearray()
+    server = await _plaintext_server(heard)
+    port = server.sockets[0].getsockname()[1]
+    secret = "s3cret-not-for-plaintext"
+    try:
+        # When a client connects to it with a tls:// URL
+        with pytest.raises(ServiceError) as refused:
+            await SwarmClient.connect(f"tls://router:{secret}@127.0.0.1:{port}")
+        assert secret not in refused.value.message
+        # Then it sent no NATS protocol at all, so neither the user nor the password
+        assert b"CONNECT" not in heard and secret.encode() not in heard
+        # (with a nats:// URL nats-py logs in over plaintext: what the tls:// scheme prevents)
+        with contextlib.suppress(Exception):
+            nc = await nats.connect(
+                f"nats://router:{secret}@127.0.0.1:{port}",
+                allow_reconnect=False,
+                max_reconnect_attempts=0,
+                connect_timeout=2,
+            )
+            await nc.close()
+        assert secret.encode() in heard
+    finally:
+        server.close()
