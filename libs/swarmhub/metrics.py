@@ -16,7 +16,6 @@ from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histo
 from prometheus_client.metrics import MetricWrapperBase
 
 from swarmhub import __version__
-from swarmhub.breaker import TRANSITIONS
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1, 2.5, 5, 10, 30, 60)
 JOB_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800)
@@ -47,9 +46,7 @@ BREAKER_TRANSITIONS = Counter(
     registry=None,
 )
 # Per process, not per breaker: an agent's series would go when it leaves, often before a scrape
-# saw its breaker open. Each pair starts at 0, so that the first trip shows as an increase.
-for _left, _entered in TRANSITIONS:
-    BREAKER_TRANSITIONS.labels(_left.label, _entered.label)
+# saw its breaker open. Each pair starts at 0 on export, so that the first trip is an increase.
 
 TASKS_COMPLETED = Counter(
     "swarmhub_tasks_completed",
@@ -201,9 +198,19 @@ def export(service: str, registry: CollectorRegistry = REGISTRY) -> None:
         if id(metric) not in exported:
             registry.register(metric)
             exported.add(id(metric))
+    _start_transitions()
     BUILD_INFO.info(
         {"version": __version__, "python": platform.python_version(), "service": service}
     )
+
+
+def _start_transitions() -> None:
+    """Every breaker transition's series, at 0."""
+    # Imported here: breaker loads structlog, which must come after telemetry's set-up.
+    from swarmhub.breaker import TRANSITIONS
+
+    for left, entered in TRANSITIONS:
+        BREAKER_TRANSITIONS.labels(left.label, entered.label)
 
 
 OTHER = "other"
