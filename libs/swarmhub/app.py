@@ -39,6 +39,7 @@ class App:
         memoize: bool = False,
         concurrency: int | None = None,
         proficiency: float = 1.0,
+        isolate: bool = False,
     ) -> Callable[[F], F]:
         """Decorator: offer a function (sync or async) as a capability, named after it by default.
 
@@ -47,6 +48,8 @@ class App:
         task's attempts, `memoize` caches outputs by payload (opt in only for pure functions),
         `concurrency` caps this capability's runs at once in one worker; `proficiency` in
         (0, 1] tells routers how good this agent is at it (they prefer better agents with room).
+        `isolate=True` runs each call of a sync, module-level function in a child process of its
+        own, killed when its attempt times out or is cancelled; a crash fails only the attempt.
         """
         return self.registry.register(
             name,
@@ -55,6 +58,7 @@ class App:
             memoize=memoize,
             concurrency=concurrency,
             proficiency=proficiency,
+            isolate=isolate,
         )
 
     def names(self) -> list[str]:

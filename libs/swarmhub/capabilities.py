@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from swarmhub.errors import NonRetryableError
-from swarmhub.handlers import HandlerFn, as_handler
+from swarmhub.handlers import HandlerFn, as_handler, current_runners
 from swarmhub.subjects import check_token
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -27,6 +27,7 @@ class Capability:
     max_attempts: int | None = None
     concurrency: int | None = None
     proficiency: float = 1.0
+    isolate: bool = False
 
 
 def _check_options(
@@ -63,12 +64,14 @@ class CapabilityRegistry:
         max_attempts: int | None = None,
         concurrency: int | None = None,
         proficiency: float = 1.0,
+        isolate: bool = False,
     ) -> Callable[[F], F]:
         """Decorator: register a function as capability `name` (default: its own name).
 
         `timeout` caps each attempt's timeout (seconds), `max_attempts` caps the task's attempts,
         `concurrency` caps runs at once in one worker, `memoize` keeps results in the cache,
-        `proficiency` (0, 1] tells routers how good this agent is at it (1: as good as any).
+        `proficiency` (0, 1] tells routers how good this agent is at it (1: as good as any),
+        `isolate` runs each call of a sync function in a child process killed when it is given up.
         """
         if name is not None:
             check_token(name, "capability")
@@ -76,10 +79,17 @@ class CapabilityRegistry:
         def wrap(fn: F) -> F:
             cap_name = name or check_token(getattr(fn, "__name__", ""), "capability")
             _check_options(cap_name, timeout, max_attempts, concurrency, proficiency)
-            handler = as_handler(fn, check_output=self._check_output)
+            handler = as_handler(fn, check_output=self._check_output, isolate=isolate)
             self.add(
                 Capability(
-                    cap_name, handler, memoize, timeout, max_attempts, concurrency, proficiency
+                    cap_name,
+                    handler,
+                    memoize,
+                    timeout,
+                    max_attempts,
+                    concurrency,
+                    proficiency,
+                    isolate,
                 )
             )
             return fn
@@ -176,7 +186,7 @@ async def cpu(payload: dict[str, Any]) -> Any:
     # timed-out or cancelled attempt stops the thread too (cooperatively, between rounds).
     stop = threading.Event()
     try:
-        digest = await asyncio.to_thread(cpu_digest, rounds, seed, stop)
+        digest = await current_runners().in_thread(cpu_digest, rounds, seed, stop)
     finally:
         stop.set()
     return {"rounds": rounds, "digest": digest}

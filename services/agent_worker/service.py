@@ -9,12 +9,14 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ClassVar
 
-from swarmhub import codec, metrics, subjects, telemetry, tracing
+from swarmhub import codec, isolation, metrics, subjects, telemetry, tracing
 from swarmhub.app import load_app
 from swarmhub.cache_client import CacheClient
 from swarmhub.capabilities import Capability, CapabilityRegistry, builtins
 from swarmhub.config import WorkerSettings
 from swarmhub.errors import ErrorCode, NonRetryableError, ServiceError
+from swarmhub.handlers import Runners, failure_text, run_in_child, runners
+from swarmhub.isolation import ChildProcesses
 from swarmhub.limits import cut
 from swarmhub.runtime import Service
 from swarmhub.schemas import (
@@ -65,6 +67,20 @@ class AgentWorker(Service):
             for name in registry.names()
             if (cap := registry.get(name)) is not None and cap.concurrency is not None
         }
+        self._isolated = [
+            cap for name in registry.names() if (cap := registry.get(name)) and cap.isolate
+        ]
+        if self._isolated:
+            isolation.preload(
+                {run_in_child.__module__, *(c.handler.__module__ for c in self._isolated)}
+            )
+        self.runners = Runners(
+            ThreadPoolExecutor(
+                self.settings.concurrency, thread_name_prefix=f"capability-{self.agent_id}"
+            ),
+            ChildProcesses(),
+        )
+        """This agent's own threads (one per task slot) and child processes for sync functions."""
         self.log = self.log.bind(agent_id=self.agent_id)
         self.registered = asyncio.Event()
         """Set once the coordinator has accepted this agent's registration."""
@@ -109,10 +125,11 @@ class AgentWorker(Service):
 
     async def setup(self) -> None:
         """Start the cache client, then register (in the background, retried) and heartbeat."""
-        # Sync capabilities run in the default executor: give it one thread per task slot.
-        asyncio.get_running_loop().set_default_executor(
-            ThreadPoolExecutor(self.settings.concurrency, thread_name_prefix="capability")
-        )
+        if self._isolated:
+            try:
+                await self.runners.processes.warm_up()
+            except Exception as exc:  # those capabilities fail per attempt, saying why
+                self.log.error("isolation_unavailable", reason=failure_text(exc))
         self.cache = CacheClient(
             self.bus,
             timeout=self.settings.cache_timeout,
@@ -123,7 +140,8 @@ class AgentWorker(Service):
         self.spawn_loop(self._heartbeat_loop(), "heartbeat")
 
     async def teardown(self) -> None:
-        """In-flight work is done: leave the swarm for good, stop the cache client."""
+        """In-flight work is done: stop threads and children, leave the swarm, stop the cache."""
+        await self.runners.close()
         try:
             await self.bus.request(
                 subjects.swarm_leave(self.agent_id),
@@ -146,6 +164,7 @@ class AgentWorker(Service):
             "draining": self.draining,
             "breakers": {self.cache.breaker.name: self.cache.breaker.snapshot()},
             "memo": {"hits": self.memo_hits, "bypassed": self.cache.bypassed},
+            "isolated_children": len(self.runners.processes.pids()),
         }
 
     async def run_task(self, request: RunRequest) -> RunReply:
@@ -238,7 +257,7 @@ class AgentWorker(Service):
             status = "failed"
             raise ServiceError(
                 ErrorCode.HANDLER_ERROR,
-                cut(f"{type(exc).__name__}: {exc}") + last,
+                cut(failure_text(exc)) + last,
                 retryable=not last,
             ) from None
         finally:
@@ -254,19 +273,24 @@ class AgentWorker(Service):
 
     async def cancel_task(self, request: CancelRequest) -> None:
         """Stop the attempt of a cancelled task if it runs here (a sync function's thread runs on
-        until it returns; its output is dropped)."""
+        until it returns, its output dropped; an isolated one's child process is killed)."""
         running = self._running.get(request.task_id)
         if running is not None:
             self._cancel_requested.add(running)
             running.cancel()
 
     async def _call(self, capability: Capability, payload: dict[str, Any]) -> Any:
-        """Run the handler on a copy of the payload, within the capability's own concurrency."""
-        slots = self._capability_slots.get(capability.name)
-        if slots is None:
-            return await capability.handler(dict(payload))
-        async with slots:
-            return await capability.handler(dict(payload))
+        """Run the handler on a copy of the payload, within the capability's own concurrency,
+        its sync functions on this agent's runners."""
+        token = runners.set(self.runners)
+        try:
+            slots = self._capability_slots.get(capability.name)
+            if slots is None:
+                return await capability.handler(dict(payload))
+            async with slots:
+                return await capability.handler(dict(payload))
+        finally:
+            runners.reset(token)
 
     def _memo_key(self, capability: str, payload: dict[str, Any], memoize: bool) -> str | None:
         if not (memoize and self.settings.memoize):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -131,3 +132,58 @@ def test_an_import_error_inside_the_module_is_named(tmp_path: Path) -> None:
 def test_split_spec() -> None:
     assert split_spec("pkg.mod") == ("pkg.mod", "app")
     assert split_spec("pkg.mod:worker") == ("pkg.mod", "worker")
+
+
+class _Callable:
+    def __call__(self, payload: dict[str, Any]) -> dict[str, Any]:
+        return payload
+
+    def method(self, payload: dict[str, Any]) -> dict[str, Any]:
+        return payload
+
+
+def _nested() -> Any:
+    def inner(payload: dict[str, Any]) -> dict[str, Any]:
+        return payload
+
+    return inner
+
+
+@pytest.mark.parametrize(
+    ("fn", "named", "why"),
+    [
+        (
+            sample.greeting,
+            r"tests\.apps\.sample\.greeting",
+            "is async; isolate=True runs only sync",
+        ),
+        (lambda p: p, r"<lambda>", "is not a module-level function"),
+        (_nested(), r"_nested\.<locals>\.inner", "is not a module-level function"),
+        (_Callable(), r"_Callable", "is not a module-level function"),
+        (_Callable().method, r"_Callable\.method", "is not a module-level function"),
+        (functools.partial(sample.upper), r"partial", "is not a module-level function"),
+    ],
+)
+def test_an_isolated_capability_that_a_child_could_not_run_is_refused_naming_it(
+    fn: Any, named: str, why: str
+) -> None:
+    app = App("bad")
+    with pytest.raises(CapabilityDefinitionError, match=f"{named}.* {why}"):
+        app.capability("x", isolate=True)(fn)
+    assert app.names() == []
+
+
+def test_an_isolated_generator_is_refused_as_any_generator() -> None:
+    def numbers(payload: dict[str, Any]) -> Iterator[int]:
+        yield 1
+
+    with pytest.raises(CapabilityDefinitionError, match=r"numbers is a generator"):
+        App("bad").capability(isolate=True)(numbers)
+
+
+def test_a_module_level_sync_function_may_be_isolated() -> None:
+    app = App("ok")
+    app.capability("shout", isolate=True)(sample.upper)
+    shout = app.registry.get("shout")
+    assert shout is not None and shout.isolate
+    assert not sample.app.registry.get("upper").isolate  # type: ignore[union-attr]
