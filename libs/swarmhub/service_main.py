@@ -34,7 +34,8 @@ def service_main(
     service_class = factory if isinstance(factory, type) else None
     name = getattr(service_class, "name", "service")
     parser = argparse.ArgumentParser(
-        prog=f"python -m {name.replace('-', '_')}",
+        # The package the service class lives in is what `python -m` runs.
+        prog=f"python -m {factory.__module__.rpartition('.')[0] or factory.__module__}",
         description=getattr(service_class, "description", None),
         epilog=settings_help(settings, BusSettings),
         formatter_class=argparse.RawDescriptionHelpFormatter,

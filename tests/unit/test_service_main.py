@@ -36,3 +36,20 @@ def test_parts_built_with_the_service_log_at_the_configured_level(
     assert not any("hidden_event" in line for line in lines)
     shown = [line for line in lines if "shown_event" in line]
     assert len(shown) == 1 and shown[0].startswith("{") and '"part": "jobs"' in shown[0]
+
+
+@pytest.mark.parametrize(
+    ("factory", "package"),
+    [
+        ("swarmhub.agent_worker.service:AgentWorker", "swarmhub.agent_worker"),
+        ("swarmhub.cache_service.service:CacheService", "swarmhub.cache_service"),
+    ],
+)
+def test_help_names_the_command_that_runs_the_service(
+    factory: str, package: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    module, _, attr = factory.partition(":")
+    service_class = getattr(__import__(module, fromlist=[attr]), attr)
+    with pytest.raises(SystemExit):
+        service_main.service_main(service_class, WorkerSettings, argv=["--help"])
+    assert capsys.readouterr().out.startswith(f"usage: python -m {package} ")
