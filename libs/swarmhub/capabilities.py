@@ -110,12 +110,16 @@ class CapabilityRegistry:
         """All registered names, sorted."""
         return sorted(self._by_name)
 
+    def capabilities(self) -> list[Capability]:
+        """All registered capabilities, by name."""
+        return [self._by_name[name] for name in self.names()]
+
     def __len__(self) -> int:
         return len(self._by_name)
 
     def proficiency(self) -> dict[str, float]:
         """Proficiency by capability, for those below 1 (what an agent announces)."""
-        return {c.name: c.proficiency for c in self._by_name.values() if c.proficiency != 1.0}
+        return {c.name: c.proficiency for c in self.capabilities() if c.proficiency != 1.0}
 
     def subset(self, names: list[str]) -> CapabilityRegistry:
         """A registry holding only `names`; unknown names raise ValueError."""

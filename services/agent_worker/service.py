@@ -63,13 +63,11 @@ class AgentWorker(Service):
         )
         # Capabilities that cap their own runs at once wait here (within their attempt timeout).
         self._capability_slots = {
-            name: asyncio.Semaphore(cap.concurrency)
-            for name in registry.names()
-            if (cap := registry.get(name)) is not None and cap.concurrency is not None
+            cap.name: asyncio.Semaphore(cap.concurrency)
+            for cap in registry.capabilities()
+            if cap.concurrency is not None
         }
-        self._isolated = [
-            cap for name in registry.names() if (cap := registry.get(name)) and cap.isolate
-        ]
+        self._isolated = [cap for cap in registry.capabilities() if cap.isolate]
         if self._isolated:
             isolation.preload(
                 {run_in_child.__module__, *(c.handler.__module__ for c in self._isolated)}

@@ -108,11 +108,7 @@ class AgentView:
         for capability in old.capabilities:
             holders = self.by_capability.get(capability)
             if holders is not None and holders.pop(agent_id, None) is not None:
-                left = self.capacity_of.get(capability, 0) - old.capacity
-                if left > 0:
-                    self.capacity_of[capability] = left
-                else:
-                    self.capacity_of.pop(capability, None)
+                _uncount(self.capacity_of, capability, old.capacity)
                 if not holders:
                     del self.by_capability[capability]
             free = self.free.get(capability)
@@ -255,16 +251,8 @@ class AgentView:
     def release(self, agent_id: str, capability: str | None = None) -> None:
         """Uncount a dispatch and wake waiters."""
         if capability is not None:
-            running = self.running.get(capability, 1) - 1
-            if running > 0:
-                self.running[capability] = running
-            else:
-                self.running.pop(capability, None)
-        left = self.in_flight.get(agent_id, 1) - 1
-        if left <= 0:
-            self.in_flight.pop(agent_id, None)
-        else:
-            self.in_flight[agent_id] = left
+            _uncount(self.running, capability)
+        left = _uncount(self.in_flight, agent_id)
         record = self.agents.get(agent_id)
         if record is not None and left == record.capacity - 1:  # a full agent has room again
             self._room_changed(agent_id)
@@ -280,3 +268,13 @@ class AgentView:
             future = self._changed[rank] = asyncio.get_running_loop().create_future()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(asyncio.shield(future), timeout=max(0.0, timeout))
+
+
+def _uncount(counts: dict[str, int], key: str, n: int = 1) -> int:
+    """Take `n` from `counts[key]`, dropping the key once nothing is left; what is left."""
+    left = counts.get(key, n) - n
+    if left > 0:
+        counts[key] = left
+    else:
+        counts.pop(key, None)
+    return left
