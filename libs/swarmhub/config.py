@@ -115,6 +115,11 @@ class RuntimeSettings(_Env):
     event_loop: Literal["uvloop", "asyncio"] = Field(
         default="uvloop", description="uvloop (faster I/O) or the standard asyncio loop."
     )
+    gc_settle: bool = Field(
+        default=True,
+        description="Once serving, freeze start-up objects and collect garbage less often "
+        "(false = CPython's defaults).",
+    )
 
 
 class StorageSettings(_Env):

@@ -17,7 +17,7 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from pydantic import BaseModel
 
-from swarmhub import __version__, metrics, telemetry, tracing
+from swarmhub import __version__, heap, metrics, telemetry, tracing
 from swarmhub.batching import BatchReplier
 from swarmhub.bus import Bus, connect, error_body, error_headers
 from swarmhub.config import BusSettings, RuntimeSettings, TelemetrySettings, redact_url
@@ -236,6 +236,8 @@ class Service:
         self._micro = MicroResponder(nc, self.identity, self._endpoint_stats, self.stats_data)
         await self._micro.start()
         await nc.flush()
+        if self.runtime_settings.gc_settle:
+            heap.settle()
         self.serving = True
         self.log.info(
             "service_started",
