@@ -41,7 +41,7 @@ from swarmhub.schemas import (
     TaskResult,
 )
 from swarmhub.store import create_once
-from swarmhub.swarm_coordinator.reduce import Tally, outcomes, reduce
+from swarmhub.swarm_coordinator.reduce import Tally, fit_result, outcomes, reduce
 
 POLL_EVERY_S = 2.0
 """How often a running job looks in the result store for sub-results whose event it missed."""
@@ -543,8 +543,7 @@ class Jobs:
         if job.spec.reduce == "capability" and not ending:
             await self._user_reduce(job)
             ending = job.ending if job.ending in ("cancelled", "timed_out") else ""
-        result = self._result(job, ending)
-        data = self._fit(result)
+        result, data = fit_result(self._result(job, ending), self.bus.encode)
         final = result
         if await self._create(subjects.job_key("result", job.id), data, retry_for=30.0):
             self.finished += 1
@@ -591,42 +590,6 @@ class Jobs:
             truncated=tally.truncated,
             elapsed_ms=elapsed,
         )
-
-    def _fit(self, result: SwarmJobResult) -> bytes:
-        """The result's bytes; to fit, outcomes lose outputs, error texts, then go; value last."""
-        steps: list[Callable[[SwarmJobResult], SwarmJobResult]] = [
-            lambda r: r,
-            lambda r: r.model_copy(
-                update={
-                    "outcomes": [o.model_copy(update={"output": None}) for o in r.outcomes],
-                    "truncated": True,
-                }
-            ),
-            lambda r: r.model_copy(
-                update={
-                    "outcomes": [
-                        o.model_copy(update={"error": ErrorInfo(code=o.error.code, message="")})
-                        if o.error
-                        else o
-                        for o in r.outcomes
-                    ]
-                }
-            ),
-            lambda r: r.model_copy(
-                update={
-                    "outcomes": [o for o in r.outcomes if o.status is not ResultStatus.SUCCEEDED]
-                }
-            ),
-            lambda r: r.model_copy(update={"outcomes": []}),
-            lambda r: r.model_copy(update={"value": None}),
-        ]
-        for step in steps:
-            result = step(result)
-            try:
-                return self.bus.encode(result)
-            except ServiceError:
-                continue
-        return self.bus.encode(result)
 
     async def _user_reduce(self, job: Job) -> None:
         """Run the job's reduce capability on its sub-results and wait for its result."""

@@ -4,12 +4,21 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from swarmhub import codec
-from swarmhub.errors import ErrorCode
-from swarmhub.schemas import ErrorInfo, JobOutcome, JobStatus, ResultStatus, SwarmJob, TaskResult
+from swarmhub.errors import ErrorCode, ServiceError
+from swarmhub.schemas import (
+    ErrorInfo,
+    JobOutcome,
+    JobStatus,
+    ResultStatus,
+    SwarmJob,
+    SwarmJobResult,
+    TaskResult,
+)
 
 
 def digest(output: Any) -> bytes:
@@ -248,3 +257,45 @@ def outcomes(tally: Tally, ending: str = "", *, with_outputs: bool) -> list[JobO
             )
         )
     return rows
+
+
+_TRIMS: list[Callable[[SwarmJobResult], SwarmJobResult]] = [
+    lambda r: r,
+    lambda r: r.model_copy(
+        update={
+            "outcomes": [o.model_copy(update={"output": None}) for o in r.outcomes],
+            "truncated": True,
+        }
+    ),
+    lambda r: r.model_copy(
+        update={
+            "outcomes": [
+                o.model_copy(update={"error": ErrorInfo(code=o.error.code, message="")})
+                if o.error
+                else o
+                for o in r.outcomes
+            ]
+        }
+    ),
+    lambda r: r.model_copy(
+        update={"outcomes": [o for o in r.outcomes if o.status is not ResultStatus.SUCCEEDED]}
+    ),
+    lambda r: r.model_copy(update={"outcomes": []}),
+    lambda r: r.model_copy(update={"value": None}),
+]
+"""Each step cuts more of a job result: outcomes' outputs, their error texts, the successful
+outcomes, every outcome, and last the value."""
+
+
+def fit_result(
+    result: SwarmJobResult, encode: Callable[[SwarmJobResult], bytes]
+) -> tuple[SwarmJobResult, bytes]:
+    """The result cut as little as `encode` (which raises ServiceError when too large) needs,
+    and its bytes: what is stored, and all that may be sent in its name."""
+    for trim in _TRIMS:
+        result = trim(result)
+        try:
+            return result, encode(result)
+        except ServiceError:
+            continue
+    return result, encode(result)

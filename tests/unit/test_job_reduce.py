@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from swarmhub.errors import ErrorCode
-from swarmhub.schemas import ErrorInfo, ResultStatus, TaskResult
-from swarmhub.swarm_coordinator.reduce import Tally, outcomes, reduce
+from swarmhub import codec
+from swarmhub.errors import ErrorCode, ServiceError
+from swarmhub.schemas import ErrorInfo, JobOutcome, ResultStatus, SwarmJobResult, TaskResult
+from swarmhub.swarm_coordinator.reduce import Tally, fit_result, outcomes, reduce
 
 
 def ok(output: Any, agent: str = "a1") -> TaskResult:
@@ -106,3 +107,51 @@ def test_forced_endings() -> None:
     assert timed_out.error.code is ErrorCode.DEADLINE_EXCEEDED
     rows = outcomes(tally, "timed_out", with_outputs=False)
     assert rows[1].status is ResultStatus.TIMED_OUT and rows[0].output is None
+
+
+def test_a_result_too_large_is_cut_and_the_bytes_are_of_the_cut_one() -> None:
+    # Given a job result whose outcomes' outputs make it larger than 10 KB
+    rows = [
+        JobOutcome(n=n, status=ResultStatus.SUCCEEDED, output={"pad": "x" * 2_000})
+        for n in range(8)
+    ]
+    result = SwarmJobResult(
+        job_id="j1",
+        status="succeeded",
+        capability="echo",
+        reduce="first",
+        value={"ok": 1},
+        total=8,
+        succeeded=8,
+        failed=0,
+        outcomes=rows,
+    )
+
+    def encode(r: SwarmJobResult) -> bytes:
+        data = codec.pack(r.model_dump(mode="json"))
+        if len(data) > 10_000:
+            raise ServiceError(ErrorCode.TOO_LARGE, "too large")
+        return data
+
+    # When it is fitted
+    fitted, data = fit_result(result, encode)
+    # Then the outputs went first, the value stayed, the cut is marked
+    assert fitted.truncated and fitted.value == {"ok": 1}
+    assert [o.output for o in fitted.outcomes] == [None] * 8
+    # and the bytes are those of the cut result, the one to store and to announce
+    assert data == encode(fitted)
+
+
+def test_a_result_that_fits_is_left_whole() -> None:
+    result = SwarmJobResult(
+        job_id="j1",
+        status="succeeded",
+        capability="echo",
+        reduce="gather",
+        value=[1],
+        total=1,
+        succeeded=1,
+        failed=0,
+    )
+    fitted, _ = fit_result(result, lambda r: codec.pack(r.model_dump(mode="json")))
+    assert fitted == result and not fitted.truncated
