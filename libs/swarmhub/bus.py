@@ -243,7 +243,11 @@ class Bus:
         none, as in nats-py's kv.create); False when it has one."""
         last = 0
         for _ in range(2):
-            headers = {EXPECTED_LAST_SUBJECT_SEQUENCE: str(last)}
+            # The content type travels on with the value (the results bucket republishes it).
+            headers = {
+                HDR_CONTENT_TYPE: codec.CONTENT_TYPE,
+                EXPECTED_LAST_SUBJECT_SEQUENCE: str(last),
+            }
             self.limits.check_fits(f"Value of {bucket}", data, headers)
             try:
                 await self._stream_publish(f"$KV.{bucket}.{key}", data, headers, None)

@@ -53,6 +53,7 @@ from swarmhub.schemas import (
     TaskProgress,
     TaskResult,
 )
+from swarmhub.store import holds_value
 from swarmhub.subjects import check_token
 from swarmhub.tls import tls_first
 
@@ -668,6 +669,8 @@ class ResultCollector:
         """Subscribe to every result event."""
 
         async def on_result(msg: Msg) -> None:
+            if not holds_value(msg):
+                return
             try:
                 result = codec.decode(msg.data, TaskResult)
             except ServiceError:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
 from nats.js.api import (
     DiscardPolicy,
     KeyValueConfig,
+    RePublish,
     RetentionPolicy,
     StorageType,
     StreamConfig,
@@ -82,12 +84,16 @@ async def ensure_kv(
     history: int = 1,
     replicas: int = 1,
     max_bytes: int = -1,
+    republish: RePublish | None = None,
 ) -> KeyValue:
-    """Bind to a KV bucket, creating it when missing."""
+    """Bind to a KV bucket, creating it when missing; `republish` is set on an existing one."""
     try:
-        return await js.key_value(bucket)
+        kv = await js.key_value(bucket)
     except NotFoundError:
         pass
+    else:
+        await _ensure_republish(js, bucket, republish)
+        return kv
     try:
         return await js.create_key_value(
             config=KeyValueConfig(
@@ -97,10 +103,27 @@ async def ensure_kv(
                 storage=StorageType.FILE,
                 replicas=replicas,
                 max_bytes=max_bytes,
+                republish=republish,
             )
         )
     except BadRequestError:
-        return await js.key_value(bucket)
+        kv = await js.key_value(bucket)
+        await _ensure_republish(js, bucket, republish)
+        return kv
+
+
+async def _ensure_republish(js: JetStreamContext, bucket: str, republish: RePublish | None) -> None:
+    """Give a bucket made before it republished (or otherwise) the wanted republish."""
+    if republish is None:
+        return
+    info = await js.stream_info(subjects.kv_stream(bucket))
+    now = info.config.republish
+    if now is None or (now.src, now.dest, now.headers_only) != (
+        republish.src,
+        republish.dest,
+        republish.headers_only,
+    ):
+        await js.update_stream(config=replace(info.config, republish=republish))
 
 
 async def ensure_all(
@@ -134,6 +157,7 @@ async def _ensure_all(
         ttl=results_ttl,
         replicas=replicas,
         max_bytes=storage.results_max_bytes,
+        republish=RePublish(*subjects.RESULT_REPUBLISH, headers_only=False),
     )
     await ensure_kv(
         js, subjects.AGENTS_BUCKET, ttl=None, replicas=replicas, max_bytes=storage.agents_max_bytes

@@ -109,7 +109,6 @@ ROUTER = Role(
         s.AGENT_BATCH_ALL,
         s.AGENT_CANCEL_ALL,
         s.TASK_SUBMIT_ALL,
-        s.TASK_RESULT_ALL,
         s.TASK_DEAD_ALL,
         s.TASK_CANCELLED_ALL,
         s.TASK_PROGRESS_ALL,

@@ -5,8 +5,13 @@ from __future__ import annotations
 import asyncio
 import time
 
+from nats.aio.msg import Msg
+
 from swarmhub.bus import Bus
 from swarmhub.errors import ServiceError
+
+_MARKERS = ("KV-Operation", "Nats-Marker-Reason")
+"""Headers of bucket messages that remove a value (delete, purge, expiry) rather than hold one."""
 
 
 async def create_once(bus: Bus, bucket: str, key: str, data: bytes, retry_for: float = 0.0) -> bool:
@@ -27,3 +32,9 @@ async def create_once(bus: Bus, bucket: str, key: str, data: bytes, retry_for: f
                 raise
             await asyncio.sleep(delay)
             delay = min(2.0, delay * 2)
+
+
+def holds_value(msg: Msg) -> bool:
+    """Whether a (republished) bucket message holds a value, not a delete, purge or expiry."""
+    headers = msg.headers
+    return not headers or not any(marker in headers for marker in _MARKERS)

@@ -221,6 +221,16 @@ def kv_stream(bucket: str) -> str:
     return f"KV_{bucket}"
 
 
+def kv_keys(bucket: str) -> str:
+    """Every key subject of a KV bucket (`$KV.<bucket>.>`)."""
+    return f"$KV.{bucket}.>"
+
+
+RESULT_REPUBLISH = (kv_keys(RESULTS_BUCKET), TASK_RESULT_ALL)
+"""The results bucket's stream republishes each result once stored: key `<id>` becomes the event
+`hub.task.result.<id>`. A write JetStream refuses (a second result) is never republished."""
+
+
 def capability_of(subject: str) -> str:
     """Return the capability token of a task submit subject (of any lane)."""
     parts = subject.split(".", _SUBMIT_DEPTH + 1)

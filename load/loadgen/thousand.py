@@ -49,6 +49,7 @@ from swarmhub.embedded import ClusterConfig, LocalCluster, free_port
 from swarmhub.errors import ServiceError
 from swarmhub.loadgen.swarmhost import READY
 from swarmhub.schemas import AgentRecord, ResultStatus, Task, TaskResult
+from swarmhub.store import holds_value
 
 SUBMITTERS = 16
 """Coroutines publishing tasks at once (each waits for JetStream's ack)."""
@@ -255,6 +256,8 @@ class Results:
         await self.client.bus.nc.flush()
 
     async def _on(self, msg: Msg) -> None:
+        if not holds_value(msg):
+            return
         try:
             result = codec.decode(msg.data, TaskResult)
         except ServiceError:

@@ -40,7 +40,7 @@ from swarmhub.schemas import (
     Task,
     TaskResult,
 )
-from swarmhub.store import create_once
+from swarmhub.store import create_once, holds_value
 from swarmhub.swarm_coordinator.reduce import Tally, fit_result, outcomes, reduce
 
 POLL_EVERY_S = 2.0
@@ -636,13 +636,13 @@ class Jobs:
     async def _on_result(self, msg: Msg) -> None:
         """A result event: count it if it is a sub-task of a running job.
 
-        Only routers may publish result events (roles.py), as only they may write the result
-        store, so the event is as trustworthy as the store and saves a read per sub-task.
-        One that does not decode is looked up in the store instead.
+        Result events are the result store's own messages, republished by JetStream once
+        stored (no process may publish them, roles.py), so the event is as trustworthy as the
+        store and saves a read per sub-task. One that does not decode is looked up in the store.
         """
         task_id = msg.subject[len(RESULT_PREFIX) :]
         entry = self.pending.get(task_id)
-        if entry is None:
+        if entry is None or not holds_value(msg):
             return
         try:
             result = self.bus.decode(msg.data, TaskResult)

@@ -14,6 +14,7 @@ from swarmhub.errors import ServiceError
 from swarmhub.schemas import DeadLetter, ErrorInfo, ResultStatus, TaskResult
 from swarmhub.store import create_once
 from swarmhub.task_router.decisions import DEAD_LETTER_REASONS, fault_of
+from swarmhub.tracing import SpanKind
 
 
 class ResultStore:
@@ -58,18 +59,21 @@ class ResultStore:
             return failed, self.bus.encode(failed)
 
     async def record(self, result: TaskResult) -> bool:
-        """Store the one final result and publish its event; False when another got there first."""
+        """Store the one final result (its event follows); False when another got there first."""
         result, data = self.encode(result)
         if tracing.switch.on:
             _trace_outcome(result)
         with tracing.child_span("record result"):
             if tracing.switch.on:
                 tracing.annotate(task_id=result.task_id, status=result.status.value)
-            if not await self._create(result.task_id, data):
-                return False
-            await self.bus.publish(
-                subjects.task_result(result.task_id), data, template=subjects.TEMPLATES["result"]
-            )
+            # The write is the announcement: once stored, the bucket republishes it as the
+            # result event (a refused second write is never republished).
+            event = subjects.task_result(result.task_id) if tracing.switch.on else None
+            with tracing.send_span(
+                subjects.TEMPLATES["result"], SpanKind.PRODUCER, None, len(data), event
+            ):
+                if not await self._create(result.task_id, data):
+                    return False
         status = result.status.value
         self.by_status[status] = self.by_status.get(status, 0) + 1
         capability = metrics.capabilities(result.capability)

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import nats
 import pytest
+from nats.aio.msg import Msg
+from nats.js.errors import KeyWrongLastSequenceError
 
 from swarmhub import provision, subjects
 from swarmhub.credentials import Credentials, User, load_or_create, with_user
@@ -71,6 +73,8 @@ def _denied_everywhere(me: User) -> list[tuple[str, str]]:
         ("pub", f"{API}.STREAM.DELETE.{subjects.kv_stream(subjects.RESULTS_BUCKET)}"),
         ("pub", f"{API}.STREAM.PURGE.{subjects.kv_stream(subjects.RESULTS_BUCKET)}"),
         ("pub", "$SYS.REQ.SERVER.PING"),
+        # Result events are the result bucket's own, republished once stored: nobody sends them.
+        ("pub", subjects.task_result("forged")),
     ]
     if me.role != "operator":  # the operator stands in for agents in load tests
         cells += [
@@ -81,7 +85,6 @@ def _denied_everywhere(me: User) -> list[tuple[str, str]]:
     if me.role != "router":
         cells += [
             ("pub", f"$KV.{subjects.RESULTS_BUCKET}.forged"),
-            ("pub", subjects.task_result("forged")),
             ("pub", subjects.agent_batch(agent)),
             ("pub", subjects.consumer_next(subjects.TASK_STREAM, subjects.ROUTER_CONSUMER)),
             ("pub", subjects.consumer_next(subjects.TASK_STREAM, subjects.lane_consumer("high"))),
@@ -240,3 +243,38 @@ def _streams() -> list[str]:
         subjects.kv_stream(subjects.RESULTS_BUCKET),
         subjects.kv_stream(subjects.AGENTS_BUCKET),
     ]
+
+
+async def test_a_result_is_announced_once_by_the_store_and_a_refused_write_never(
+    secured: tuple[NatsServer, Credentials], provisioned: None
+) -> None:
+    server, creds = secured
+    router = await _connect(with_user(server.url, creds.user("router")), [])
+    listener = await _connect(with_user(server.url, creds.user("client")), [])
+    heard: list[bytes] = []
+    got = asyncio.Event()
+
+    async def on_event(msg: Msg) -> None:
+        heard.append(msg.data)
+        got.set()
+
+    try:
+        for key in ("announce-once", "announce-after"):
+            await listener.subscribe(subjects.task_result(key), cb=on_event)
+        await listener.flush()
+        kv = await router.jetstream().key_value(subjects.RESULTS_BUCKET)
+        # Given a result stored create-once by the router (which may not send result events)
+        await kv.create("announce-once", b"first")
+        await asyncio.wait_for(got.wait(), 10)
+        # When a second writer tries to replace it, and is refused
+        with pytest.raises(KeyWrongLastSequenceError):
+            await kv.create("announce-once", b"second")
+        # Then the store announced only what it stored: by the time a later key's event comes
+        # (the server sends in order), nothing was heard of the refused write
+        got.clear()
+        await kv.put("announce-after", b"later")
+        await asyncio.wait_for(got.wait(), 10)
+        assert heard == [b"first", b"later"]
+    finally:
+        await router.close()
+        await listener.close()

@@ -11,6 +11,7 @@ from swarmhub import codec, subjects
 from swarmhub.errors import ErrorCode, ServiceError
 from swarmhub.loadgen.scenarios.base import Scenario
 from swarmhub.schemas import ResultStatus, Task, TaskResult
+from swarmhub.store import holds_value
 
 _STATUS_CODES = {
     ResultStatus.TIMED_OUT: ErrorCode.TIMEOUT,
@@ -48,7 +49,7 @@ class TaskScenario(Scenario):
 
         async def on_result(msg: Msg) -> None:
             future = self._waiting.get(msg.subject[prefix_len:])
-            if future is None or future.done():
+            if future is None or future.done() or not holds_value(msg):
                 return
             try:
                 future.set_result(codec.decode(msg.data, TaskResult))
