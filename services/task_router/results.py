@@ -60,10 +60,10 @@ class ResultStore:
     async def record(self, result: TaskResult) -> bool:
         """Store the one final result and publish its event; False when another got there first."""
         result, data = self.encode(result)
-        if tracing.switch.on:
+        if tracing.sampled():
             _trace_outcome(result)
         with tracing.child_span("record result"):
-            if tracing.switch.on:
+            if tracing.sampled():
                 tracing.annotate(task_id=result.task_id, status=result.status.value)
             if not await self._create(result.task_id, data):
                 return False
@@ -116,7 +116,7 @@ class DeadLetters:
     ) -> None:
         """Copy the original task before it leaves the task stream."""
         seq = msg.metadata.sequence.stream
-        if tracing.switch.on:
+        if tracing.sampled():
             tracing.annotate(destination=msg.subject, dead_letter_reason=error.code.value)
             if task_id is None:  # no result will be recorded to carry the failure
                 tracing.record_failure(tracing.current_span(), error.code.value, error.message)
