@@ -110,6 +110,7 @@ class _Api:
     unsampled = ""  # the traceparent of the parent of batched work, see `unsampled`
     quiet_span: Any = None  # the one span every unsampled hop makes current, see `_QuietSpan`
     quiet_context: Any = None  # an OpenTelemetry context holding only that span
+    kinds: tuple[Any, ...] = ()  # OpenTelemetry's span kinds by value (faster than by call)
 
 
 _otel = _Api()
@@ -131,6 +132,7 @@ def _api() -> _Api:
         _otel.unsampled = f"00-{trace_id:032x}-{span_id:016x}-00"
         _otel.quiet_span = _quiet_span(trace)
         _otel.quiet_context = trace.set_span_in_context(_otel.quiet_span, otel_context.Context())
+        _otel.kinds = tuple(sorted(trace.SpanKind, key=lambda kind: kind.value))
         _otel.trace = trace  # last: its being set means all of the above is
     return _otel
 
@@ -419,7 +421,7 @@ def _started(
     """Start a span made current; its attributes are built only if the sampler kept it (so the
     sampler sees none: a sampler deciding by attribute is not supported)."""
     trace = _otel.trace
-    span = _otel.tracer.start_span(name, context=context, kind=trace.SpanKind(kind.value))
+    span = _otel.tracer.start_span(name, context=context, kind=_otel.kinds[kind.value])
     if not span.is_recording():
         return _Current(span)
     span.set_attributes(attributes(template, operation, msg_id, size, subject))

@@ -60,10 +60,11 @@ class ResultStore:
     async def record(self, result: TaskResult) -> bool:
         """Store the one final result and publish its event; False when another got there first."""
         result, data = self.encode(result)
-        if tracing.sampled():
+        traced = tracing.sampled()  # (the delivery's span records: a sampled trace)
+        if traced:
             _trace_outcome(result)
         with tracing.child_span("record result"):
-            if tracing.sampled():
+            if traced:
                 tracing.annotate(task_id=result.task_id, status=result.status.value)
             if not await self._create(result.task_id, data):
                 return False
