@@ -19,7 +19,7 @@ from nats.aio.subscription import Subscription
 from pydantic import BaseModel
 
 from swarmhub import codec
-from swarmhub.bus import HDR_ERROR_CODE, Bus, make_headers, raise_for_error
+from swarmhub.bus import HDR_CONTENT_TYPE, HDR_ERROR_CODE, Bus, raise_for_error
 from swarmhub.errors import ErrorCode, NoResponders, ServiceError
 from swarmhub.limits import cut
 from swarmhub.schemas import MAX_BATCH, BatchReply, ErrorInfo, RunReply
@@ -50,6 +50,11 @@ def groups(sizes: list[int], limit: int, most: int = MAX_BATCH) -> list[range]:
     if sizes:
         out.append(range(start, len(sizes)))
     return out
+
+
+_BATCH_HEADERS = {HDR_CONTENT_TYPE: codec.CONTENT_TYPE}
+"""The headers of a dispatch batch: no trace context (the router batches only attempts it does
+not sample, and the agent runs them untraced), so no hop's traceparent rides on the others."""
 
 
 class PerTurn(Generic[V]):
@@ -191,7 +196,7 @@ class BatchDispatcher:
                         self.subject_of(agent_id),
                         pack_items([item for item, _ in part]),
                         reply=f"{self.prefix}.{token}",
-                        headers=make_headers(),
+                        headers=_BATCH_HEADERS,  # no trace context: unsampled work only
                     )
                 except Exception as exc:
                     self._fail(

@@ -107,7 +107,10 @@ class _Api:
     tracer: Any = None
     textmap: Any = None  # the global propagator last checked by `_w3c`
     w3c = False  # whether it is the default W3C one (trace context, then baggage)
-    unsampled: Any = None  # the parent span of batched work, see `unsampled`
+    unsampled = ""  # the traceparent of the parent of batched work, see `unsampled`
+    quiet_span: Any = None  # the one span every unsampled hop makes current, see `_QuietSpan`
+    quiet_context: Any = None  # an OpenTelemetry context holding only that span
+    kinds: tuple[Any, ...] = ()  # OpenTelemetry's span kinds by value (faster than by call)
 
 
 _otel = _Api()
@@ -125,16 +128,28 @@ def _api() -> _Api:
         _otel.tracer = trace.get_tracer("swarmhub")
         # The parent of work whose sender chose not to sample it: everything under it records
         # nothing (a parent-based sampler follows it) instead of starting stray traces.
-        _otel.unsampled = trace.NonRecordingSpan(
-            trace.SpanContext(
-                trace_id=random.getrandbits(128) or 1,
-                span_id=random.getrandbits(64) or 1,
-                is_remote=True,
-                trace_flags=trace.TraceFlags(trace.TraceFlags.DEFAULT),
-            )
-        )
+        trace_id, span_id = random.getrandbits(128) or 1, random.getrandbits(64) or 1
+        _otel.unsampled = f"00-{trace_id:032x}-{span_id:016x}-00"
+        _otel.quiet_span = _quiet_span(trace)
+        _otel.quiet_context = trace.set_span_in_context(_otel.quiet_span, otel_context.Context())
+        _otel.kinds = tuple(sorted(trace.SpanKind, key=lambda kind: kind.value))
         _otel.trace = trace  # last: its being set means all of the above is
     return _otel
+
+
+def _quiet_span(trace: Any) -> Span:
+    """A `_QuietSpan`: an OpenTelemetry NonRecordingSpan (imported only now, hence built here)."""
+
+    class _QuietSpan(trace.NonRecordingSpan):  # type: ignore[misc]
+        """The one span every hop of an unsampled trace makes current, instead of a span object
+        per message: its span context is the one of the hop current where it is asked for, read
+        from that hop's traceparent only then (the fast paths below never ask)."""
+
+        def get_span_context(self) -> Any:
+            quiet = _quiet.get()
+            return trace.INVALID_SPAN_CONTEXT if quiet is None else quiet.span_context()
+
+    return cast("Span", _QuietSpan(trace.INVALID_SPAN_CONTEXT))
 
 
 def _loaded() -> _Api | None:
@@ -237,13 +252,32 @@ def inject(headers: dict[str, str]) -> None:
 class _Quiet:
     """What `_Current` made current for a trace that is not sampled: the OpenTelemetry context
     it attached and, with the default propagator, the traceparent header every message sent
-    from it carries (so each hop asks one context variable, not OpenTelemetry, about it)."""
+    from it carries (so each hop asks one context variable, not OpenTelemetry, about it); for
+    `_QuietSpan`, the span's own canonical traceparent (`header`)."""
 
-    __slots__ = ("context", "traceparent")
+    __slots__ = ("context", "header", "parsed", "traceparent")
 
-    def __init__(self, context: Context, traceparent: str | None) -> None:
+    def __init__(self, context: Context, traceparent: str | None, header: str | None) -> None:
         self.context = context
         self.traceparent = traceparent
+        self.header = header
+        self.parsed: Any = None
+
+    def span_context(self) -> Any:
+        """The span context `header` stands for (remote: it came from the sender), parsed on
+        first need; OpenTelemetry's invalid one without a header."""
+        if self.parsed is None:
+            trace = _otel.trace
+            header = self.header
+            if header is None:
+                return trace.INVALID_SPAN_CONTEXT
+            self.parsed = trace.SpanContext(
+                trace_id=int(header[3:35], 16),
+                span_id=int(header[36:52], 16),
+                is_remote=True,
+                trace_flags=trace.TraceFlags(int(header[53:55], 16)),
+            )
+        return self.parsed
 
 
 _quiet: ContextVar[_Quiet | None] = ContextVar("swarmhub_unsampled", default=None)
@@ -260,11 +294,13 @@ def _quiet_now(api: _Api) -> _Quiet | None:
 
 class _Current:
     """Make a span that records nothing current for a block (what `trace.use_span` does for
-    it, without a generator per message), noting it as unsampled for the fast paths."""
+    it, without a generator per message), noting it as unsampled for the fast paths. With no
+    `span`, the shared `_QuietSpan` stands for the one whose canonical traceparent is `header`
+    (then required), in a shared context when nothing else is current."""
 
     __slots__ = ("header", "quiet_token", "span", "token")
 
-    def __init__(self, span: Span, header: str | None = None) -> None:
+    def __init__(self, span: Span | None, header: str | None = None) -> None:
         self.span = span
         self.header = header  # the span's canonical traceparent, when already at hand
         self.token: object = None
@@ -272,11 +308,17 @@ class _Current:
 
     def __enter__(self) -> Span:
         api = _otel
-        context = api.trace.set_span_in_context(self.span)
+        span = self.span
+        if span is None:
+            span = api.quiet_span
+            current = api.context.get_current()
+            context = api.trace.set_span_in_context(span, current) if current else api.quiet_context
+        else:
+            context = api.trace.set_span_in_context(span)
         self.token = api.context.attach(context)
-        header = _traceparent(api, context, self.span, self.header)
-        self.quiet_token = _quiet.set(_Quiet(context, header))
-        return self.span
+        header = _traceparent(api, context, span, self.header)
+        self.quiet_token = _quiet.set(_Quiet(context, header, self.header))
+        return cast("Span", span)
 
     def __exit__(
         self,
@@ -317,16 +359,7 @@ def _unsampled_sender(api: _Api, headers: Mapping[str, str]) -> _Current | None:
     trace_id, span_id, flags = match.groups()
     if int(flags, 16) & 1 or trace_id == "0" * 32 or span_id == "0" * 16:
         return None
-    trace = api.trace
-    sender = trace.NonRecordingSpan(
-        trace.SpanContext(
-            trace_id=int(trace_id, 16),
-            span_id=int(span_id, 16),
-            is_remote=True,
-            trace_flags=trace.TraceFlags(int(flags, 16)),
-        )
-    )
-    return _Current(sender, header)  # sent on as it came: the propagator would write the same
+    return _Current(None, header)  # sent on as it came: the propagator would write the same
 
 
 def send_span(
@@ -388,7 +421,7 @@ def _started(
     """Start a span made current; its attributes are built only if the sampler kept it (so the
     sampler sees none: a sampler deciding by attribute is not supported)."""
     trace = _otel.trace
-    span = _otel.tracer.start_span(name, context=context, kind=trace.SpanKind(kind.value))
+    span = _otel.tracer.start_span(name, context=context, kind=_otel.kinds[kind.value])
     if not span.is_recording():
         return _Current(span)
     span.set_attributes(attributes(template, operation, msg_id, size, subject))
@@ -455,7 +488,7 @@ def sampled_ids() -> tuple[int, int] | None:
 
 
 def annotate(**attrs: Any) -> None:
-    """Set attributes on the current span (call only under `if switch.on`: kwargs cost a dict)."""
+    """Set attributes on the current span (call only under `if sampled()`: kwargs cost a dict)."""
     if switch.on and _quiet_now(_otel) is not None:
         return
     span = current_span()
@@ -480,7 +513,7 @@ def unsampled() -> contextlib.AbstractContextManager[Span]:
     the router batches only the attempts it does not sample)."""
     if not switch.on:
         return _NOOP
-    return _Current(_otel.unsampled)
+    return _Current(None, _otel.unsampled)
 
 
 def exemplar() -> dict[str, str] | None:

@@ -168,7 +168,8 @@ class AgentWorker(Service):
     async def run_task(self, request: RunRequest) -> RunReply:
         """Run one attempt of a task with its per-attempt timeout."""
         task = request.task
-        if tracing.switch.on:
+        traced = tracing.sampled()  # (the request's span records: a sampled trace)
+        if traced:
             tracing.annotate(
                 task_id=task.id,
                 capability=task.capability,
@@ -212,7 +213,7 @@ class AgentWorker(Service):
         try:
             if memo_key is not None:
                 hit, value = await self.cache.get(subjects.MEMO_NAMESPACE, memo_key)
-                if tracing.switch.on:
+                if traced:
                     tracing.annotate(cache_hit=hit)
                 if hit:
                     self.memo_hits += 1

@@ -125,7 +125,8 @@ class Attempts:
         """One attempt of `task` (`raw` is its decoded body, `queued_at` when its message was
         stored, `lane` the priority lane it came from): a final result, a retry, or a deferral
         that frees the slot."""
-        if tracing.switch.on:
+        traced = tracing.sampled()  # (the consumer span records: a sampled trace)
+        if traced:
             # The consumer span: which task, and its real subject (validated against it).
             tracing.annotate(
                 task_id=task.id,
@@ -207,7 +208,7 @@ class Attempts:
                 rejected.add(agent.agent_id)
                 continue
             attempt = task.attempt + 1
-            if tracing.switch.on:
+            if traced:
                 tracing.annotate(attempt=attempt, agent_id=agent.agent_id)
             if task.progress:
                 await self.progress(task, "running", attempt, agent.agent_id)
@@ -282,7 +283,8 @@ class Attempts:
         started = time.perf_counter()
         timeout = attempt_timeout(task, time.time())
         try:
-            if not self.settings.dispatch_batching or tracing.sampled():
+            traced = tracing.sampled()
+            if not self.settings.dispatch_batching or traced:
                 # Sampled attempts travel alone, each with its own trace context in its headers;
                 # unsampled ones batch, and the worker runs them untraced.
                 return await self.bus.request(
@@ -294,7 +296,7 @@ class Attempts:
                     span_attributes=tracing.task_attributes(
                         task.id, task.capability, attempt, agent_id
                     )
-                    if tracing.switch.on
+                    if traced
                     else None,
                 )
             try:

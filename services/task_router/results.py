@@ -61,10 +61,11 @@ class ResultStore:
     async def record(self, result: TaskResult) -> bool:
         """Store the one final result (its event follows); False when another got there first."""
         result, data = self.encode(result)
-        if tracing.switch.on:
+        traced = tracing.sampled()  # (the delivery's span records: a sampled trace)
+        if traced:
             _trace_outcome(result)
         with tracing.child_span("record result"):
-            if tracing.switch.on:
+            if traced:
                 tracing.annotate(task_id=result.task_id, status=result.status.value)
             # The write is the announcement: once stored, the bucket republishes it as the
             # result event (a refused second write is never republished).
@@ -120,7 +121,7 @@ class DeadLetters:
     ) -> None:
         """Copy the original task before it leaves the task stream."""
         seq = msg.metadata.sequence.stream
-        if tracing.switch.on:
+        if tracing.sampled():
             tracing.annotate(destination=msg.subject, dead_letter_reason=error.code.value)
             if task_id is None:  # no result will be recorded to carry the failure
                 tracing.record_failure(tracing.current_span(), error.code.value, error.message)

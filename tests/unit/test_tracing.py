@@ -8,9 +8,11 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from typing import cast
 
 import pytest
 import structlog
+from nats.js.kv import KeyValue
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -18,8 +20,10 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind, StatusCode
 
 from swarmhub import telemetry, tracing
-from swarmhub.bus import HDR_CONTENT_TYPE, HDR_MSG_ID, make_headers
+from swarmhub.bus import HDR_CONTENT_TYPE, HDR_MSG_ID, Bus, make_headers
 from swarmhub.config import TelemetrySettings
+from swarmhub.errors import ErrorCode
+from swarmhub.schemas import ErrorInfo, ResultStatus, TaskResult
 from swarmhub.telemetry import RateLimited
 from swarmhub.tracing import extract_context
 
@@ -401,3 +405,87 @@ def test_a_span_made_current_under_an_unsampled_one_is_the_one_sent(
             sent = make_headers()["traceparent"]
             assert sent.split("-")[2] == format(own.get_span_context().span_id, "016x")
             assert sent.endswith("-01")
+
+
+def test_unsampled_hops_share_one_span_that_reads_as_each_senders(
+    keep_roots: InMemorySpanExporter,
+) -> None:
+    # Given two messages of two unsampled traces
+    first = {"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00"}
+    second = {"traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00"}
+    # When the second is processed while the first is
+    with tracing.process_span("hub.x", first, SpanKind.CONSUMER, None, 1) as outer:
+        with tracing.process_span("hub.y", second, SpanKind.CONSUMER, None, 1) as inner:
+            in_second = trace.get_current_span().get_span_context()
+            # (a handler's own span follows the sender's decision, in the sender's trace)
+            with tracing._otel.tracer.start_as_current_span("own") as own:
+                assert not own.is_recording()
+                assert own.get_span_context().trace_id == in_second.trace_id
+        in_first = trace.get_current_span().get_span_context()
+    # Then no span object was made per message: one stands for both
+    assert outer is inner
+    # And OpenTelemetry sees each sender's span context where it is current
+    assert format(in_second.trace_id, "032x") == "4bf92f3577b34da6a3ce929d0e0e4736"
+    assert format(in_second.span_id, "016x") == "00f067aa0ba902b7"
+    assert format(in_first.trace_id, "032x") == "0af7651916cd43dd8448eb211c80319c"
+    assert format(in_first.span_id, "016x") == "b7ad6b7169203331"
+    assert in_first.is_remote and not in_first.trace_flags.sampled
+    assert keep_roots.get_finished_spans() == ()
+    assert not trace.get_current_span().get_span_context().is_valid
+
+
+def test_batched_work_has_one_unsampled_parent(keep_roots: InMemorySpanExporter) -> None:
+    # When two batched attempts run, each under the unsampled parent
+    parents = []
+    for _ in range(2):
+        with tracing.unsampled():
+            parents.append(trace.get_current_span().get_span_context())
+            with tracing._otel.tracer.start_as_current_span("own") as own:
+                assert not own.is_recording()
+    # Then both have the same valid, unsampled parent, and nothing was recorded
+    assert parents[0] == parents[1]
+    assert parents[0].is_valid and not parents[0].trace_flags.sampled
+    assert keep_roots.get_finished_spans() == ()
+
+
+class _StoringBus:
+    """The few Bus methods `ResultStore.record` uses, storing nothing."""
+
+    def encode(self, result: TaskResult) -> bytes:
+        return b"result"
+
+    async def kv_create(self, bucket: str, key: str, data: bytes) -> bool:
+        return True
+
+    async def publish(self, subject: str, body: bytes, *, template: str | None = None) -> None:
+        pass
+
+
+@pytest.mark.parametrize("flags", ["00", "01"])
+async def test_results_are_annotated_only_on_sampled_traces(
+    spans: InMemorySpanExporter, monkeypatch: pytest.MonkeyPatch, flags: str
+) -> None:
+    from swarmhub.task_router.results import ResultStore
+
+    calls: list[dict[str, object]] = []
+    monkeypatch.setattr(tracing, "annotate", lambda **attrs: calls.append(attrs))
+    store = ResultStore(cast(Bus, _StoringBus()), cast(KeyValue, None))
+    failed = TaskResult(
+        task_id="t1",
+        capability="echo",
+        status=ResultStatus.FAILED,
+        error=ErrorInfo(code=ErrorCode.INTERNAL, message="boom"),
+    )
+    # Given a task's delivery, of a sampled trace or not
+    sender = {"traceparent": f"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-{flags}"}
+    # When its result is recorded
+    with tracing.process_span("hub.task.submit.{capability}", sender, SpanKind.CONSUMER, None, 1):
+        assert await store.record(failed)
+    # Then only a sampled one was annotated (no attribute dict built for the others)
+    if flags == "01":
+        assert {"status": "failed", "agent_id": None} in calls
+        assert {"task_id": "t1", "status": "failed"} in calls
+        assert [s.name for s in spans.get_finished_spans()][-1].startswith("process")
+    else:
+        assert calls == []
+        assert spans.get_finished_spans() == ()
