@@ -69,7 +69,7 @@ class ResultStore:
                 tracing.annotate(task_id=result.task_id, status=result.status.value)
             # The write is the announcement: once stored, the bucket republishes it as the
             # result event (a refused second write is never republished).
-            event = subjects.task_result(result.task_id) if tracing.switch.on else None
+            event = subjects.task_result(result.task_id) if traced else None
             with tracing.send_span(
                 subjects.TEMPLATES["result"], SpanKind.PRODUCER, None, len(data), event
             ):
