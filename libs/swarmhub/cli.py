@@ -161,6 +161,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="credentials kept for workers started by `swarmhub worker` (default 4)",
     )
     up.add_argument(
+        "--clients",
+        type=int,
+        default=1,
+        help="client users, each a tenant that sees only its own tasks: client, client-2, ... "
+        "(default 1)",
+    )
+    up.add_argument(
         "--tls",
         action="store_true",
         help="require TLS on the NATS client port (env SWARMHUB_TLS=1); uses SWARMHUB_TLS_CERT, "
@@ -503,6 +510,7 @@ def _up(args: argparse.Namespace) -> int:
             sync_always=args.sync_always,
             insecure=args.insecure,
             agent_slots=args.agent_slots,
+            clients=args.clients,
             app=args.app,
             app_dir=args.app_dir,
             metrics_port=args.metrics_port or (9400 if args.observe else None),

@@ -57,10 +57,13 @@ class Credentials:
         return {u.name: (u.permissions_role(), u.password) for u in self.users}
 
 
-def load_or_create(data_dir: Path, workers: int, agent_slots: int = 0) -> Credentials:
+def load_or_create(
+    data_dir: Path, workers: int, agent_slots: int = 0, clients: int = 1
+) -> Credentials:
     """The cluster's credentials, made (0600) the first time and grown when workers are added.
 
-    `workers` users are for the cluster's own agent-workers, `agent_slots` for `swarmhub worker`.
+    `workers` users are for the cluster's own agent-workers, `agent_slots` for `swarmhub worker`,
+    `clients` for clients (`client`, `client-2`, ...): each client user is a tenant of its own.
     """
     path = data_dir / CREDENTIALS_FILE
     users: list[User] = []
@@ -70,6 +73,9 @@ def load_or_create(data_dir: Path, workers: int, agent_slots: int = 0) -> Creden
     for role in ("router", "coordinator", "cache", "client", "operator"):
         if role not in have:
             users.append(User(role, role, secrets.token_urlsafe(24)))
+    existing = sum(1 for u in users if u.role == "client")
+    for index in range(existing, clients):
+        users.append(User(f"client-{index + 1}", "client", secrets.token_urlsafe(24)))
     for role, wanted in (("worker", workers), (AGENT_SLOT, agent_slots)):
         existing = sum(1 for u in users if u.role == role)
         for _ in range(existing, wanted):

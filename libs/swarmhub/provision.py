@@ -27,14 +27,15 @@ def task_stream_config(replicas: int = 1, storage: StorageSettings | None = None
     """Work-queue stream of submitted tasks, deduplicated by Nats-Msg-Id.
 
     When full it refuses new submissions (the client gets an error), never drops a stored task.
-    It captures exactly the subjects of the priority lanes, each consumed by its own durable
-    consumer, so a task on any other submit subject is refused at publish instead of being
-    stored where no consumer would ever see it.
+    It captures exactly the subjects of the priority lanes (with those of before tenants), each
+    lane consumed by its own durable consumer, so a task on any other submit subject is refused
+    at publish instead of being stored where no consumer would ever see it. An existing stream
+    is updated in place to these subjects.
     """
     storage = storage or StorageSettings()
     return StreamConfig(
         name=subjects.TASK_STREAM,
-        subjects=[subjects.lane_filter(lane) for lane in subjects.LANES],
+        subjects=[name for lane in subjects.LANES for name in subjects.lane_filters(lane)],
         retention=RetentionPolicy.WORK_QUEUE,
         storage=StorageType.FILE,
         duplicate_window=DUPLICATE_WINDOW_S,
@@ -82,25 +83,37 @@ async def ensure_kv(
     history: int = 1,
     replicas: int = 1,
     max_bytes: int = -1,
+    direct: bool = False,
 ) -> KeyValue:
-    """Bind to a KV bucket, creating it when missing."""
+    """Bind to a KV bucket, creating it when missing.
+
+    With `direct`, keys are read by direct gets (`$JS.API.DIRECT.GET.<stream>.<subject>`), so
+    permissions can allow reading some keys and not others; a bucket made before is updated.
+    """
     try:
-        return await js.key_value(bucket)
+        kv = await js.key_value(bucket)
     except NotFoundError:
-        pass
-    try:
-        return await js.create_key_value(
-            config=KeyValueConfig(
-                bucket=bucket,
-                history=history,
-                ttl=ttl,
-                storage=StorageType.FILE,
-                replicas=replicas,
-                max_bytes=max_bytes,
+        try:
+            kv = await js.create_key_value(
+                config=KeyValueConfig(
+                    bucket=bucket,
+                    history=history,
+                    ttl=ttl,
+                    storage=StorageType.FILE,
+                    replicas=replicas,
+                    max_bytes=max_bytes,
+                    direct=direct or None,
+                )
             )
-        )
-    except BadRequestError:
-        return await js.key_value(bucket)
+        except BadRequestError:
+            kv = await js.key_value(bucket)
+    if direct and not kv._direct:
+        stream = subjects.kv_stream(bucket)
+        config = (await js.stream_info(stream)).config
+        config.allow_direct = True
+        await js.update_stream(config=config)
+        kv = await js.key_value(bucket)
+    return kv
 
 
 async def ensure_all(
@@ -134,6 +147,7 @@ async def _ensure_all(
         ttl=results_ttl,
         replicas=replicas,
         max_bytes=storage.results_max_bytes,
+        direct=True,
     )
     await ensure_kv(
         js, subjects.AGENTS_BUCKET, ttl=None, replicas=replicas, max_bytes=storage.agents_max_bytes

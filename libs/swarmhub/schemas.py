@@ -157,7 +157,8 @@ class Task(Message):
     )
     progress: bool = Field(
         default=False,
-        description="Publish TaskProgress events on hub.task.progress.<id> as the task moves.",
+        description="Publish TaskProgress events on hub.task.progress.<tenant>.<id> as the task "
+        "moves.",
     )
     created_at: EpochSeconds = Field(default_factory=now)
     # Retry state travels with the task, so routers stay stateless.
@@ -355,6 +356,12 @@ class StatusRequest(Message):
     """Ask for the state of one task by id."""
 
     task_id: str = Field(pattern=TOKEN_PATTERN, description="Id of the task.")
+    tenant: str | None = Field(
+        default=None,
+        pattern=TOKEN_PATTERN,
+        description="Whose task: the asking tenant (NATS user) that the request subject names; "
+        "taken from the subject when absent, refused when it differs.",
+    )
 
 
 class StatusReply(Message):
@@ -371,6 +378,12 @@ class CancelRequest(Message):
     """Cancel one task: a queued task never runs, a running attempt is stopped on its agent."""
 
     task_id: str = Field(pattern=TOKEN_PATTERN, description="Id of the task.")
+    tenant: str | None = Field(
+        default=None,
+        pattern=TOKEN_PATTERN,
+        description="Whose task: the asking tenant (NATS user) that the request subject names; "
+        "taken from the subject when absent, refused when it differs.",
+    )
 
 
 class CancelReply(Message):

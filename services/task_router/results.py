@@ -17,7 +17,10 @@ from swarmhub.task_router.decisions import DEAD_LETTER_REASONS, fault_of
 
 
 class ResultStore:
-    """Writes final results to the results bucket (first writer wins) and announces them."""
+    """Writes final results to the results bucket (first writer wins) and announces them.
+
+    Results are kept per tenant (`<tenant>.<task id>`), so one tenant's id never reaches another's.
+    """
 
     def __init__(self, bus: Bus, kv: KeyValue) -> None:
         self.bus = bus
@@ -25,18 +28,18 @@ class ResultStore:
         self.retry_for = 10.0
         self.by_status: dict[str, int] = {}
 
-    async def exists(self, task_id: str) -> bool:
-        """Whether a task already has its final result."""
+    async def exists(self, tenant: str, task_id: str) -> bool:
+        """Whether a tenant's task already has its final result."""
         try:
-            await self.kv.get(task_id)
+            await self.kv.get(subjects.result_key(tenant, task_id))
             return True
         except KeyNotFoundError:
             return False
 
-    async def get(self, task_id: str) -> TaskResult | None:
-        """The stored result of a task, if any."""
+    async def get(self, tenant: str, task_id: str) -> TaskResult | None:
+        """The stored result of a tenant's task, if any."""
         try:
-            entry = await self.kv.get(task_id)
+            entry = await self.kv.get(subjects.result_key(tenant, task_id))
         except KeyNotFoundError:
             return None
         return self.bus.decode(entry.value or b"", TaskResult)
@@ -57,18 +60,21 @@ class ResultStore:
             )
             return failed, self.bus.encode(failed)
 
-    async def record(self, result: TaskResult) -> bool:
-        """Store the one final result and publish its event; False when another got there first."""
+    async def record(self, tenant: str, result: TaskResult) -> bool:
+        """Store a tenant's task's one final result and publish its event; False when another
+        got there first."""
         result, data = self.encode(result)
         if tracing.switch.on:
             _trace_outcome(result)
         with tracing.child_span("record result"):
             if tracing.switch.on:
                 tracing.annotate(task_id=result.task_id, status=result.status.value)
-            if not await self._create(result.task_id, data):
+            if not await self._create(subjects.result_key(tenant, result.task_id), data):
                 return False
             await self.bus.publish(
-                subjects.task_result(result.task_id), data, template=subjects.TEMPLATES["result"]
+                subjects.task_result(tenant, result.task_id),
+                data,
+                template=subjects.TEMPLATES["result"],
             )
         status = result.status.value
         self.by_status[status] = self.by_status.get(status, 0) + 1
@@ -80,9 +86,9 @@ class ResultStore:
         )
         return True
 
-    async def _create(self, task_id: str, data: bytes) -> bool:
+    async def _create(self, key: str, data: bytes) -> bool:
         """Create-only write, retried in place (the message stays held) while the store is away."""
-        return await create_once(self.bus, subjects.RESULTS_BUCKET, task_id, data, self.retry_for)
+        return await create_once(self.bus, subjects.RESULTS_BUCKET, key, data, self.retry_for)
 
 
 def _trace_outcome(result: TaskResult) -> None:

@@ -17,12 +17,13 @@ from swarmhub.roles import authorization_block, inbox_for
 
 API = subjects.JS_API_PREFIX
 OTHER_AGENT = "agent-someone-else"
+OTHER_TENANT = "someone-else"
 
 
 @pytest.fixture(scope="module")
 def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[NatsServer, Credentials]]:
     data = tmp_path_factory.mktemp("secured")
-    creds = load_or_create(data, workers=1)
+    creds = load_or_create(data, workers=1, clients=2)
     server = NatsServer(data / "nats", authorization=authorization_block(creds.authorization()))
     server.start()
     try:
@@ -81,12 +82,24 @@ def _denied_everywhere(me: User) -> list[tuple[str, str]]:
     if me.role != "router":
         cells += [
             ("pub", f"$KV.{subjects.RESULTS_BUCKET}.forged"),
-            ("pub", subjects.task_result("forged")),
+            ("pub", subjects.task_result(me.name, "forged")),
             ("pub", subjects.agent_batch(agent)),
             ("pub", subjects.consumer_next(subjects.TASK_STREAM, subjects.ROUTER_CONSUMER)),
             ("pub", subjects.consumer_next(subjects.TASK_STREAM, subjects.lane_consumer("high"))),
             ("pub", f"$JS.ACK.{subjects.TASK_STREAM}.x.1.1.1.1.1"),
-            ("sub", subjects.TASK_STATUS),
+            ("sub", subjects.TASK_STATUS_ALL),
+            # The task API of every tenant but its own (only routers speak for all of them)
+            ("pub", subjects.task_submit(OTHER_TENANT, "echo")),
+            ("pub", subjects.task_status(OTHER_TENANT)),
+            ("pub", subjects.task_cancel(OTHER_TENANT)),
+            ("sub", subjects.tenant_results(OTHER_TENANT)),
+            ("sub", subjects.tenant_progress(OTHER_TENANT)),
+            ("sub", subjects.TASK_RESULT_ALL),
+            ("sub", subjects.TASK_PROGRESS_ALL),
+            ("pub", f"{subjects.tenant_result_gets(OTHER_TENANT)[:-1]}t1"),
+            # A direct get naming its key in the body, or a message get, could read any key.
+            ("pub", f"{API}.DIRECT.GET.{subjects.kv_stream(subjects.RESULTS_BUCKET)}"),
+            ("pub", f"{API}.STREAM.MSG.GET.{subjects.kv_stream(subjects.RESULTS_BUCKET)}"),
         ]
     if me.role != "router":  # swarm jobs run as tasks: the coordinator dispatches nothing
         cells += [("pub", subjects.agent_run(agent))]
@@ -111,8 +124,8 @@ def _denied_everywhere(me: User) -> list[tuple[str, str]]:
     if me.role != "router":
         cells += [
             ("pub", subjects.agent_cancel(agent)),
-            ("pub", subjects.task_cancelled("someone-elses")),
-            ("sub", subjects.TASK_CANCEL),
+            ("pub", subjects.task_cancelled(OTHER_TENANT, "someone-elses")),
+            ("sub", subjects.TASK_CANCEL_ALL),
         ]
     if me.role != "operator":
         cells += [
@@ -120,7 +133,13 @@ def _denied_everywhere(me: User) -> list[tuple[str, str]]:
             ("pub", f"{API}.STREAM.MSG.GET.{subjects.DEAD_STREAM}"),
         ]
     if me.role in ("worker", "cache"):
-        cells += [("pub", subjects.task_submit("echo")), ("sub", subjects.TASK_RESULT_ALL)]
+        cells += [
+            ("pub", subjects.task_submit(me.name, "echo")),
+            ("sub", subjects.tenant_results(me.name)),
+        ]
+    if me.role in ("client", "operator", "worker", "cache"):
+        # Which task ids exist is no one's business but the hub's: no listing of result keys.
+        cells += [("pub", f"{API}.STREAM.INFO.{subjects.kv_stream(subjects.RESULTS_BUCKET)}")]
     return cells
 
 
@@ -167,31 +186,45 @@ async def test_each_role_still_may_do_its_job(
     secured: tuple[NatsServer, Credentials], provisioned: None
 ) -> None:
     server, creds = secured
-    allowed = {
-        "client": [
-            ("pub", subjects.task_submit("echo")),
-            ("sub", subjects.TASK_RESULT_ALL),
-            ("pub", subjects.SWARM_JOB_SUBMIT),
-            ("pub", subjects.SWARM_JOB_STATUS),
-            ("pub", subjects.SWARM_JOB_CANCEL),
-            ("sub", subjects.SWARM_JOB_EVENT_ALL),
-        ],
-        "operator": [("pub", f"{API}.STREAM.MSG.GET.{subjects.DEAD_STREAM}")],
-        "router": [
-            ("pub", f"$KV.{subjects.RESULTS_BUCKET}.t1"),
-            ("sub", subjects.TASK_STATUS),
-            ("pub", subjects.consumer_next(subjects.TASK_STREAM, subjects.lane_consumer("low"))),
-            ("pub", subjects.task_submit("echo", "critical")),
-        ],
-        "coordinator": [
-            ("sub", subjects.SWARM_HEARTBEAT_ALL),
-            ("sub", subjects.TASK_RESULT_ALL),
-            ("pub", subjects.TASK_CANCEL),
-            ("pub", f"$KV.{subjects.JOBS_BUCKET}.{subjects.job_key('result', 'j1')}"),
-            ("pub", subjects.swarm_job_event("j1")),
-        ],
-        "cache": [("pub", subjects.cache_inval("memo")), ("sub", subjects.CACHE_SET)],
-    }
+
+    def allowed(me: User) -> list[tuple[str, str]]:
+        own = [
+            ("pub", subjects.task_submit(me.name, "echo")),
+            ("pub", subjects.task_status(me.name)),
+            ("pub", subjects.task_cancel(me.name)),
+            ("sub", subjects.tenant_results(me.name)),
+            ("sub", subjects.tenant_progress(me.name)),
+            ("pub", f"{subjects.tenant_result_gets(me.name)[:-1]}t1"),
+        ]
+        return {
+            "client": [
+                *own,
+                ("pub", subjects.SWARM_JOB_SUBMIT),
+                ("pub", subjects.SWARM_JOB_STATUS),
+                ("pub", subjects.SWARM_JOB_CANCEL),
+                ("sub", subjects.SWARM_JOB_EVENT_ALL),
+            ],
+            "operator": [*own, ("pub", f"{API}.STREAM.MSG.GET.{subjects.DEAD_STREAM}")],
+            "router": [
+                ("pub", f"$KV.{subjects.RESULTS_BUCKET}.t1"),
+                ("sub", subjects.TASK_STATUS_ALL),
+                ("sub", subjects.TASK_CANCEL_ALL),
+                (
+                    "pub",
+                    subjects.consumer_next(subjects.TASK_STREAM, subjects.lane_consumer("low")),
+                ),
+                ("pub", subjects.task_submit(OTHER_TENANT, "echo", "critical")),
+                ("pub", subjects.task_result(OTHER_TENANT, "t1")),
+            ],
+            "coordinator": [
+                ("sub", subjects.SWARM_HEARTBEAT_ALL),
+                *own,
+                ("pub", f"$KV.{subjects.JOBS_BUCKET}.{subjects.job_key('result', 'j1')}"),
+                ("pub", subjects.swarm_job_event("j1")),
+            ],
+            "cache": [("pub", subjects.cache_inval("memo")), ("sub", subjects.CACHE_SET)],
+        }[me.role]
+
     worker = creds.user("worker")
     assert worker.agent_id
     allowed_worker = [
@@ -201,7 +234,7 @@ async def test_each_role_still_may_do_its_job(
         ("pub", subjects.swarm_leave(worker.agent_id)),
     ]
     for me in creds.users:
-        cells = allowed_worker if me.role == "worker" else allowed[me.role]
+        cells = allowed_worker if me.role == "worker" else allowed(me)
         errors: list[str] = []
         nc = await _connect(with_user(server.url, me), errors)
         for kind, subject in cells:

@@ -99,7 +99,9 @@ async def test_a_retry_stays_in_its_lane(client: SwarmClient) -> None:
     assert result.status is ResultStatus.FAILED and result.attempts == 2
     # Then its dead letter shows the retry came on the high lane's subject
     letters = [letter for _, letter in await client.dead_letters() if letter.task_id == task.id]
-    assert [letter.subject for letter in letters] == [subjects.task_submit("fail", "high")]
+    assert [letter.subject for letter in letters] == [
+        subjects.task_submit(client.tenant, "fail", "high")
+    ]
     assert letters[0].capability == "fail"
 
 
@@ -131,8 +133,9 @@ async def test_a_hub_from_before_lanes_is_taken_over_without_losing_a_task(
         )
         old = [Task(capability="echo", payload={"n": i}) for i in range(20)]
         for task in old:
+            # The subject of before tenants (and lanes): hub.task.submit.<capability>
             await js.publish(
-                subjects.task_submit(task.capability),
+                subjects.lane_filters("normal")[1].replace("*", task.capability),
                 encode(task),
                 headers={HDR_MSG_ID: task.id},
             )
@@ -161,9 +164,9 @@ async def test_a_hub_from_before_lanes_is_taken_over_without_losing_a_task(
                     infos = await admin.jetstream().consumers_info(subjects.TASK_STREAM)
                 finally:
                     await admin.close()
-                filters = {info.name: info.config.filter_subject for info in infos}
+                filters = {info.name: info.config.filter_subjects for info in infos}
                 assert filters == {
-                    subjects.lane_consumer(lane): subjects.lane_filter(lane)
+                    subjects.lane_consumer(lane): subjects.lane_filters(lane)
                     for lane in subjects.LANES
                 }
     finally:
