@@ -273,8 +273,7 @@ class TaskRouter(Service):
         try:
             task, raw = self._decode(msg, capability)
         except ServiceError as exc:
-            task_id = header_id if header_id and _TOKEN.match(header_id) else None
-            await self._reject(msg, tenant, task_id, capability, exc)
+            await self._reject(msg, tenant, _header_task_id(tenant, header_id), capability, exc)
             return
         key = subjects.result_key(tenant, task.id)
         delivered = self.tenants.deliveries(meta.sequence.stream, meta.num_delivered)
@@ -442,3 +441,11 @@ def _filters(info: ConsumerInfo) -> list[str]:
     return list(
         config.filter_subjects or ([config.filter_subject] if config.filter_subject else [])
     )
+
+
+def _header_task_id(tenant: str, header_id: str | None) -> str | None:
+    """The task id a submit's Nats-Msg-Id names (`<tenant>.<task id>`, or a bare id), if valid."""
+    if header_id is None:
+        return None
+    task_id = header_id.removeprefix(f"{tenant}.")
+    return task_id if _TOKEN.match(task_id) else None
