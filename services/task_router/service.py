@@ -13,6 +13,7 @@ from nats.aio.msg import Msg
 from nats.js.api import AckPolicy, ConsumerConfig, ConsumerInfo, DeliverPolicy
 from nats.js.errors import BadRequestError, NotFoundError
 from nats.js.kv import KeyValue
+from pydantic import BaseModel
 
 from swarmhub import codec, metrics, provision, subjects, tracing
 from swarmhub.bus import HDR_MSG_ID
@@ -20,7 +21,7 @@ from swarmhub.config import RouterSettings
 from swarmhub.errors import ErrorCode, ServiceError
 from swarmhub.limits import check_schedule, cut
 from swarmhub.registry import count_alive
-from swarmhub.runtime import Service
+from swarmhub.runtime import Handler, Service
 from swarmhub.schemas import (
     TOKEN_PATTERN,
     AgentRecord,
@@ -61,22 +62,15 @@ class TaskRouter(Service):
         self.latencies = RecentLatencies()
         self.backlog = Backlog()
         # The subject names the asking tenant (its permissions allow its own only).
-        self.add_endpoint(
-            "status",
-            subjects.TASK_STATUS_ALL,
-            StatusRequest,
-            self.status,
-            template=subjects.TEMPLATES["status"],
-            subject_key="tenant",
+        endpoints: tuple[tuple[str, str, type[BaseModel], Handler], ...] = (
+            ("status", subjects.TASK_STATUS_ALL, StatusRequest, self.status),
+            ("cancel", subjects.TASK_CANCEL_ALL, CancelRequest, self.cancel),
         )
-        self.add_endpoint(
-            "cancel",
-            subjects.TASK_CANCEL_ALL,
-            CancelRequest,
-            self.cancel,
-            template=subjects.TEMPLATES["cancel"],
-            subject_key="tenant",
-        )
+        for name, subject, model, handler in endpoints:
+            template = subjects.TEMPLATES[name]
+            self.add_endpoint(
+                name, subject, model, handler, template=template, subject_key="tenant"
+            )
         settings = self.settings
         self.tenants = TenantGate(tenant_cap(settings.router_concurrency, settings.tenant_share))
         self.cancels = Cancels()

@@ -18,7 +18,7 @@ from swarmhub.embedded import ClusterConfig, LocalCluster, free_port
 from swarmhub.errors import ServiceError
 from swarmhub.roles import inbox_for
 from swarmhub.schemas import ResultStatus, StatusReply, StatusRequest, Task
-from tests.conftest import wait_for_agents, wait_until
+from tests.conftest import cluster_running, wait_for_agents, wait_until
 
 ROUTER_SLOTS = 4
 TENANT_SHARE = 0.5  # a tenant may hold 2 of the router's 4 slots while another waits
@@ -29,38 +29,38 @@ FLOOD_MS = 300
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
     """Its own server with users (two tenants) and a router of few slots."""
-    hub = LocalCluster(
-        ClusterConfig(
-            data_dir=tmp_path_factory.mktemp("tenants"),
-            port=free_port(),
-            workers=1,
-            worker_concurrency=16,
-            clients=2,
-            extra_env={
-                "SWARMHUB_ROUTER_CONCURRENCY": str(ROUTER_SLOTS),
-                "SWARMHUB_TENANT_SHARE": str(TENANT_SHARE),
-            },
-        ),
-        on_event=lambda text: None,
-    ).start()
-    try:
+    config = ClusterConfig(
+        data_dir=tmp_path_factory.mktemp("tenants"),
+        port=free_port(),
+        workers=1,
+        worker_concurrency=16,
+        clients=2,
+        extra_env={
+            "SWARMHUB_ROUTER_CONCURRENCY": str(ROUTER_SLOTS),
+            "SWARMHUB_TENANT_SHARE": str(TENANT_SHARE),
+        },
+    )
+    with cluster_running(config) as hub:
+        asyncio.run(wait_for_agents(hub.url, 1))
         yield hub
-    finally:
-        hub.stop()
+
+
+async def _tenant(cluster: LocalCluster, index: int) -> SwarmClient:
+    """A client logged in as the cluster's `index`-th client user: a tenant of its own."""
+    return await SwarmClient.connect(cluster.url_as("client", index))
 
 
 @pytest.fixture
 async def ann(cluster: LocalCluster) -> AsyncIterator[SwarmClient]:
     """Tenant `client`."""
-    await wait_for_agents(cluster.url, 1)
-    async with await SwarmClient.connect(cluster.url_as("client", 0)) as client:
+    async with await _tenant(cluster, 0) as client:
         yield client
 
 
 @pytest.fixture
 async def bob(cluster: LocalCluster) -> AsyncIterator[SwarmClient]:
     """Tenant `client-2`."""
-    async with await SwarmClient.connect(cluster.url_as("client", 1)) as client:
+    async with await _tenant(cluster, 1) as client:
         yield client
 
 
