@@ -17,7 +17,7 @@ from swarmhub.client import ResultCollector, SwarmClient
 from swarmhub.embedded import ClusterConfig, LocalCluster, free_port
 from swarmhub.errors import ServiceError
 from swarmhub.roles import inbox_for
-from swarmhub.schemas import ResultStatus, StatusReply, StatusRequest, Task
+from swarmhub.schemas import ResultStatus, StatusReply, StatusRequest, SwarmJob, Task
 from tests.conftest import cluster_running, wait_for_agents, wait_until
 
 ROUTER_SLOTS = 4
@@ -192,3 +192,17 @@ async def test_one_tenant_flooding_leaves_room_for_another(
     assert len(found) == FLOOD
     assert {r.status for r in found.values()} == {ResultStatus.SUCCEEDED}
     assert max(r.attempts for r in found.values()) == 1
+
+
+async def test_a_swarm_jobs_sub_tasks_are_the_coordinators_own(
+    ann: SwarmClient, bob: SwarmClient
+) -> None:
+    # When ann runs a map job on a secured hub (the coordinator submits, hears and reads its
+    # sub-tasks as its own tenant, with its own permissions)
+    inputs = [{"i": i} for i in range(4)]
+    result = await ann.run_job(SwarmJob(capability="echo", inputs=inputs), timeout=60)
+    # Then it succeeds, and its sub-tasks' results belong to neither client tenant
+    assert result.status == "succeeded", result.error
+    assert result.value == inputs
+    assert await ann.result(f"{result.job_id}-0") is None
+    assert await bob.result(f"{result.job_id}-0") is None
