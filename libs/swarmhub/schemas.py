@@ -218,6 +218,12 @@ class RunRequest(Message):
 
     task: Task = Field(description="The task as it was submitted (with any retry state).")
     attempt: int = Field(ge=1, description="Number of this attempt, from 1.")
+    tenant: str | None = Field(
+        default=None,
+        pattern=TOKEN_PATTERN,
+        description="Whose task it is (the submitter's NATS user, from its submit subject), so "
+        "that a cancel names the one attempt it is for.",
+    )
 
 
 class RunReply(Message):
@@ -359,8 +365,9 @@ class StatusRequest(Message):
     tenant: str | None = Field(
         default=None,
         pattern=TOKEN_PATTERN,
-        description="Whose task: the asking tenant (NATS user) that the request subject names; "
-        "taken from the subject when absent, refused when it differs.",
+        description="Whose task: the tenant (NATS user) that submitted it. On "
+        "hub.task.status|cancel.<tenant>, taken from the subject when absent and refused when it "
+        "differs.",
     )
 
 
@@ -381,8 +388,9 @@ class CancelRequest(Message):
     tenant: str | None = Field(
         default=None,
         pattern=TOKEN_PATTERN,
-        description="Whose task: the asking tenant (NATS user) that the request subject names; "
-        "taken from the subject when absent, refused when it differs.",
+        description="Whose task: the tenant (NATS user) that submitted it. On "
+        "hub.task.status|cancel.<tenant>, taken from the subject when absent and refused when it "
+        "differs.",
     )
 
 

@@ -275,7 +275,7 @@ class Attempts:
     ) -> RunReply:
         """Request one attempt from one agent; its departure ends the wait at once."""
         # The task travels as it arrived (decoded and validated once), not re-dumped from the model.
-        body = codec.pack({"task": raw, "attempt": attempt})
+        body = codec.pack({"task": raw, "attempt": attempt, "tenant": tenant})
         current = asyncio.current_task()
         assert current is not None
         pending = self.dispatches.setdefault(agent_id, set())

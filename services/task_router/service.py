@@ -416,7 +416,7 @@ class TaskRouter(Service):
             with contextlib.suppress(ServiceError):
                 await self.bus.publish(
                     subjects.agent_cancel(agent_id),
-                    CancelRequest(task_id=task_id),
+                    CancelRequest(task_id=task_id, tenant=tenant),
                     template=subjects.TEMPLATES["agent_cancel"],
                 )
         held.cancel()

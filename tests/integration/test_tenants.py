@@ -162,6 +162,35 @@ async def test_the_same_id_from_two_tenants_is_two_tasks(
     assert (await bob.wait(both.id, timeout=30)).output == {"by": "bob"}
 
 
+async def test_a_cancel_stops_only_the_askers_attempt_of_a_shared_id(
+    ann: SwarmClient, bob: SwarmClient
+) -> None:
+    # Given ann's and bob's tasks of one id running at once, on the cluster's one agent
+    running: dict[str, asyncio.Event] = {"ann": asyncio.Event(), "bob": asyncio.Event()}
+    task = Task(capability="sleep", payload={"ms": 1500})
+    waits = [
+        asyncio.create_task(
+            client.run(
+                task,
+                timeout=30,
+                check=False,
+                on_progress=lambda p, name=name: (
+                    running[name].set() if p.state == "running" else None
+                ),
+            )
+        )
+        for name, client in (("ann", ann), ("bob", bob))
+    ]
+    await asyncio.wait_for(asyncio.gather(*(e.wait() for e in running.values())), 30)
+    # When bob cancels that id
+    assert (await bob.cancel(task.id)).state == "cancelled"
+    mine, theirs = await asyncio.gather(*waits)
+    # Then bob's attempt ended cancelled, and ann's ran to its end on the same agent
+    assert theirs.status is ResultStatus.CANCELLED
+    assert mine.status is ResultStatus.SUCCEEDED and mine.output == {"slept_ms": 1500.0}
+    assert mine.attempts == 1
+
+
 async def test_one_tenant_flooding_leaves_room_for_another(
     ann: SwarmClient, bob: SwarmClient
 ) -> None:
