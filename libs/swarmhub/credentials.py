@@ -46,8 +46,9 @@ class Credentials:
     users: tuple[User, ...]
 
     def user(self, role: str, index: int = 0) -> User:
-        """The `index`-th user of `role`."""
-        found = [u for u in self.users if u.role == role]
+        """The `index`-th user of `role`; the first may also be asked for by name (`client-2`)."""
+        named = [u for u in self.users if u.name == role and index == 0]
+        found = named or [u for u in self.users if u.role == role]
         if index >= len(found):
             raise KeyError(f"No credentials for role {role!r} #{index + 1}.")
         return found[index]

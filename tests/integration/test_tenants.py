@@ -7,6 +7,9 @@ A real nats-server with the embedded cluster's users (two client users, `client`
 from __future__ import annotations
 
 import asyncio
+import json
+import os
+import sys
 from collections.abc import AsyncIterator, Iterator
 
 import nats
@@ -235,3 +238,29 @@ async def test_a_swarm_jobs_sub_tasks_are_the_coordinators_own(
     assert result.value == inputs
     assert await ann.result(f"{result.job_id}-0") is None
     assert await bob.result(f"{result.job_id}-0") is None
+
+
+async def test_the_cli_acts_as_the_user_it_is_told(cluster: LocalCluster, bob: SwarmClient) -> None:
+    env = {**os.environ, "SWARMHUB_DATA_DIR": str(cluster.config.data_dir)}
+
+    async def cli(*args: str) -> tuple[int | None, str]:
+        proc = await asyncio.create_subprocess_exec(
+            *(sys.executable, "-m", "swarmhub", *args, "--url", cluster.server_url),
+            env=env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        out, _ = await asyncio.wait_for(proc.communicate(), 60)
+        return proc.returncode, out.decode()
+
+    # When the CLI submits a task as client-2 (bob), whose credentials it finds in the data folder
+    code, out = await cli(
+        "submit", "echo", "--payload", '{"by": "cli"}', "--wait", "--json", "--user", "client-2"
+    )
+    assert code == 0, out
+    task_id = json.loads(out)["task_id"]
+    # Then it is bob's task: his client reads it, the CLI as bob too, as the operator not
+    stored = await bob.result(task_id)
+    assert stored is not None and stored.output == {"by": "cli"}
+    assert (await cli("result", task_id, "--user", "client-2"))[0] == 0
+    assert (await cli("result", task_id))[0] == 3  # the operator's own id: no such result
