@@ -236,7 +236,6 @@ CLIENT = Role(
         s.CACHE_DEL,
         s.CACHE_STATS,
         s.SRV_ALL,
-        f"{API}.STREAM.INFO.{s.TASK_STREAM}",
         *_kv_read(s.AGENTS_BUCKET),
         *_kv_watch(s.AGENTS_BUCKET),
         *_kv_read(s.JOBS_BUCKET),
@@ -251,6 +250,8 @@ OPERATOR = Role(
     publish=(
         *CLIENT.publish,
         f"{API}.INFO",
+        # The task stream's state: its per-subject counts name every tenant with tasks waiting.
+        f"{API}.STREAM.INFO.{s.TASK_STREAM}",
         s.SWARM_REGISTER_ALL,
         s.SWARM_LEAVE_ALL,
         s.SWARM_HEARTBEAT_ALL,

@@ -140,6 +140,9 @@ def _denied_everywhere(me: User) -> list[tuple[str, str]]:
     if me.role in ("client", "operator", "worker", "cache"):
         # Which task ids exist is no one's business but the hub's: no listing of result keys.
         cells += [("pub", f"{API}.STREAM.INFO.{subjects.kv_stream(subjects.RESULTS_BUCKET)}")]
+    if me.role in ("client", "worker", "cache"):
+        # Nor which tenants have tasks waiting (the task stream's per-subject counts).
+        cells += [("pub", f"{API}.STREAM.INFO.{subjects.TASK_STREAM}")]
     return cells
 
 
