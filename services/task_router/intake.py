@@ -259,14 +259,15 @@ class Intake:
                 await msg.nak()
             self._wake.set()
             return
-        if not self.gate.admit(subjects.tenant_of(msg.subject)):
+        seq = meta.sequence.stream
+        if not self.gate.admit(subjects.tenant_of(msg.subject), seq, meta.num_delivered):
             # Its tenant holds its share of the slots: back to the stream for a while, so that
             # the free slots go to other tenants' tasks.
             with contextlib.suppress(Exception):
-                await msg.nak(delay=self.gate.defer(meta.sequence.stream))
+                await msg.nak(delay=self.gate.defer(seq))
             self._wake.set()
             return
-        self.held[meta.sequence.stream] = msg
+        self.held[seq] = msg
         lane.held += 1
         self.track(self._run(lane, msg))
 

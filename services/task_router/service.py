@@ -72,7 +72,8 @@ class TaskRouter(Service):
                 name, subject, model, handler, template=template, subject_key="tenant"
             )
         settings = self.settings
-        self.tenants = TenantGate(tenant_cap(settings.router_concurrency, settings.tenant_share))
+        cap = tenant_cap(settings.router_concurrency, settings.tenant_share)
+        self.tenants = TenantGate(cap, settings.max_deliver)
         self.cancels = Cancels()
         # Tasks created before this router started may have been cancelled before it listened:
         # those are looked up in the result store first (the slack covers clock differences).

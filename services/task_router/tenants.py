@@ -34,10 +34,16 @@ def tenant_cap(slots: int, share: float) -> int:
 
 
 class TenantGate:
-    """Counts held tasks per tenant against `cap`, and the hand-backs of each message (pure)."""
+    """Counts held tasks per tenant against `cap`, and the hand-backs of each message (pure).
 
-    def __init__(self, cap: int, rng: random.Random | None = None) -> None:
+    `max_deliver` is the router's dead-letter limit: a message on its last delivery before it is
+    taken over the cap, since with several routers the others' hand-backs of it count (each
+    router knows only its own), and waiting must never dead-letter a task.
+    """
+
+    def __init__(self, cap: int, max_deliver: int = 20, rng: random.Random | None = None) -> None:
         self.cap = cap
+        self.max_deliver = max_deliver
         self.held: dict[str, int] = {}
         self.deferred: OrderedDict[int, int] = OrderedDict()
         self.rng = rng or random.Random()
@@ -49,10 +55,15 @@ class TenantGate:
         """Whether more than one tenant has tasks waiting or held: then the cap applies."""
         return len(self.waiting | self.held.keys()) > 1
 
-    def admit(self, tenant: str) -> bool:
-        """Take a slot for `tenant`, unless it holds `cap` already while others want slots too."""
+    def admit(self, tenant: str, seq: int = 0, num_delivered: int = 1) -> bool:
+        """Take a slot for `tenant` (for stream message `seq`, delivered `num_delivered` times),
+        unless it holds `cap` already while others want slots too."""
         held = self.held.get(tenant, 0)
-        if held >= self.cap and self.contended:
+        if (
+            held >= self.cap
+            and self.contended
+            and self.deliveries(seq, num_delivered) < self.max_deliver - 1
+        ):
             return False
         self.held[tenant] = held + 1
         return True

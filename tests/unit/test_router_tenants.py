@@ -73,3 +73,14 @@ def test_hand_backs_do_not_count_as_deliveries(hand_backs: int) -> None:
     # When it is delivered once more and taken, then only that delivery counts
     assert gate.deliveries(seq=9, num_delivered=hand_backs + 1) == 1
     assert gate.deliveries(seq=10, num_delivered=3) == 3  # another message: all count
+
+
+def test_a_task_on_its_last_delivery_is_taken_over_the_cap() -> None:
+    # Given ann at her cap while bob waits, and a message of hers handed back by other routers
+    # (this one knows none of those hand-backs) up to one short of the dead-letter limit
+    gate = TenantGate(1, max_deliver=20)
+    gate.waiting = {"ann", "bob"}
+    assert gate.admit("ann", seq=1)
+    assert not gate.admit("ann", seq=2, num_delivered=18)
+    # Then on its last delivery before the limit it is taken anyway: waiting never dead-letters
+    assert gate.admit("ann", seq=2, num_delivered=19)
