@@ -266,9 +266,11 @@ class TaskRouter(Service):
         # Who submitted it, as the server vouched by letting them publish on this subject.
         tenant = subjects.tenant_of(msg.subject)
         try:
+            _check_tenant(tenant, msg.subject)
             task, raw = self._decode(msg, capability)
         except ServiceError as exc:
-            await self._reject(msg, tenant, _header_task_id(tenant, header_id), capability, exc)
+            task_id = _header_task_id(tenant, header_id) if _TOKEN.match(tenant) else None
+            await self._reject(msg, tenant, task_id, capability, exc)
             return
         key = subjects.result_key(tenant, task.id)
         delivered = self.tenants.deliveries(meta.sequence.stream, meta.num_delivered)
@@ -436,6 +438,17 @@ def _filters(info: ConsumerInfo) -> list[str]:
     return list(
         config.filter_subjects or ([config.filter_subject] if config.filter_subject else [])
     )
+
+
+def _check_tenant(tenant: str, subject: str) -> None:
+    """Refuse a task whose subject's tenant token is no valid tenant (only open mode lets anyone
+    publish one: a user's permissions hold its own name, always a valid token)."""
+    if not _TOKEN.match(tenant):
+        raise ServiceError(
+            ErrorCode.INVALID_TASK,
+            f"The tenant of subject {subject[:200]!r} is not 1-128 of A-Z a-z 0-9 _ -: its "
+            "result could not be kept.",
+        )
 
 
 def _header_task_id(tenant: str, header_id: str | None) -> str | None:

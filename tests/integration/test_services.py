@@ -118,6 +118,23 @@ async def test_malformed_task_is_dead_lettered_with_a_result(client: SwarmClient
     assert letters[0].body == b"\xc1 definitely not msgpack"
 
 
+async def test_a_task_of_no_valid_tenant_is_dead_lettered_not_retried(
+    client: SwarmClient,
+) -> None:
+    # Given a task whose subject's tenant token no user could have (only open mode lets it in)
+    task = Task(capability="echo", payload={})
+    subject = subjects.task_submit(client.tenant, "echo").replace(client.tenant, "bad~tenant", 1)
+    await client.bus.js.publish(subject, codec.encode(task), headers={HDR_MSG_ID: task.id})
+    # Then it is dead-lettered at once, naming why, and leaves the stream (no result: no key)
+
+    async def lettered() -> bool:
+        letters = [letter for _, letter in await client.dead_letters() if letter.subject == subject]
+        return bool(letters) and "tenant" in letters[0].error.message
+
+    await wait_until(lettered, 20, "the dead letter of the task of no valid tenant")
+    assert await client.result(task.id) is None
+
+
 async def test_schema_invalid_task_names_the_field(client: SwarmClient) -> None:
     task_id = "invalid-field-1"
     body = msgpack.packb({"id": task_id, "capability": "echo", "max_attempts": 0})
