@@ -260,7 +260,8 @@ class Intake:
             self._wake.set()
             return
         seq = meta.sequence.stream
-        if not self.gate.admit(subjects.tenant_of(msg.subject), seq, meta.num_delivered):
+        tenant = subjects.tenant_of(msg.subject)
+        if not self.gate.admit(tenant, seq, meta.num_delivered):
             # Its tenant holds its share of the slots: back to the stream for a while, so that
             # the free slots go to other tenants' tasks.
             with contextlib.suppress(Exception):
@@ -269,9 +270,9 @@ class Intake:
             return
         self.held[seq] = msg
         lane.held += 1
-        self.track(self._run(lane, msg))
+        self.track(self._run(lane, msg, tenant))
 
-    async def _run(self, lane: _Lane, msg: Msg) -> None:
+    async def _run(self, lane: _Lane, msg: Msg, tenant: str) -> None:
         seq = msg.metadata.sequence.stream
         try:
             await self.handle(msg, lane.name)
@@ -287,7 +288,7 @@ class Intake:
                 await msg.nak(delay=1.0)
         finally:
             self.held.pop(seq, None)
-            self.gate.release(subjects.tenant_of(msg.subject))
+            self.gate.release(tenant)
             lane.held -= 1
             if (
                 self.planner.contended

@@ -207,6 +207,8 @@ class TaskRouter(Service):
             "p95_window_s": self.latencies.window,
             "backlog": dataclasses.asdict(self.backlog),
             "breakers": self.attempts.breakers.snapshot() if hasattr(self, "attempts") else {},
+            # Counts only: $SRV.STATS is open to every client, tenants' names are not.
+            "tenants": {"contended": self.tenants.contended, "handbacks": self.tenants.handbacks},
         }
 
     # -- registry ---------------------------------------------------------------------------

@@ -49,6 +49,8 @@ class TenantGate:
         self.rng = rng or random.Random()
         self.waiting: set[str] = set()
         """Tenants with tasks in the stream, as of the last look."""
+        self.handbacks = 0
+        """Deliveries handed back for their tenant's cap, since start."""
 
     @property
     def contended(self) -> bool:
@@ -78,6 +80,7 @@ class TenantGate:
 
     def defer(self, seq: int) -> float:
         """Remember one hand-back of stream message `seq`; the delay to hand it back with."""
+        self.handbacks += 1
         count = self.deferred.pop(seq, 0) + 1
         self.deferred[seq] = count
         while len(self.deferred) > REMEMBERED:

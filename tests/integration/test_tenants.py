@@ -213,7 +213,10 @@ async def test_one_tenant_flooding_leaves_room_for_another(
             asyncio.gather(*(bob.run(task, timeout=60) for task in mine)), timeout=90
         )
         ann_done_then = len(flooded.results)
-        print(f"bob's {len(mine)} tasks done after {ann_done_then} of ann's {FLOOD}")
+        (router,) = await ann.discover("STATS", "task-router")
+        handbacks = router["data"]["tenants"]["handbacks"]
+        print(f"bob's {len(mine)} tasks done after {ann_done_then} of ann's {FLOOD}; {handbacks=}")
+        assert handbacks > 0  # ann's tasks over her share were handed back, as the stats tell
         # Then bob's all succeeded while most of ann's flood still waited its turn
         assert {r.status for r in bob_results} == {ResultStatus.SUCCEEDED}
         assert ann_done_then < FLOOD // 2, f"bob waited for {ann_done_then} of ann's tasks"
