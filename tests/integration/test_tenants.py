@@ -1,7 +1,8 @@
 """Tenants: the NATS user is the submitter, and nobody forges, reads or stalls another's work.
 
 A real nats-server with the embedded cluster's users (two client users, `client` and
-`client-2`, are two tenants) and every service as its own process.
+`client-2`, are two tenants) and every service as its own process. A hub from before tenants is
+taken over without losing a task.
 """
 
 from __future__ import annotations
@@ -11,17 +12,21 @@ import json
 import os
 import sys
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import nats
 import pytest
+from nats.js.api import AckPolicy, ConsumerConfig, KeyValueConfig, RetentionPolicy, StreamConfig
 
 from swarmhub import subjects
+from swarmhub.bus import HDR_MSG_ID
 from swarmhub.client import ResultCollector, SwarmClient
-from swarmhub.embedded import ClusterConfig, LocalCluster, free_port
+from swarmhub.codec import encode
+from swarmhub.embedded import ClusterConfig, LocalCluster, NatsServer, free_port
 from swarmhub.errors import ServiceError
 from swarmhub.roles import inbox_for
 from swarmhub.schemas import ResultStatus, StatusReply, StatusRequest, SwarmJob, Task
-from tests.conftest import cluster_running, wait_for_agents, wait_until
+from tests.conftest import cluster_running, services_on, wait_for_agents, wait_until
 
 ROUTER_SLOTS = 4
 TENANT_SHARE = 0.5  # a tenant may hold 2 of the router's 4 slots while another waits
@@ -267,3 +272,69 @@ async def test_the_cli_acts_as_the_user_it_is_told(cluster: LocalCluster, bob: S
     assert stored is not None and stored.output == {"by": "cli"}
     assert (await cli("result", task_id, "--user", "client-2"))[0] == 0
     assert (await cli("result", task_id))[0] == 3  # the operator's own id: no such result
+
+
+async def test_a_hub_from_before_tenants_is_taken_over_without_losing_a_task(
+    tmp_path: Path,
+) -> None:
+    # Given a hub of before tenants: its stream and lane consumers on the subjects without a
+    # tenant token, a results bucket without direct get, and tasks stored in every lane
+    server = NatsServer(tmp_path / "nats", name="old-hub").start()
+    try:
+        nc = await nats.connect(server.url)
+        js = nc.jetstream()
+        old_filters = {lane: subjects.lane_filters(lane)[1] for lane in subjects.LANES}
+        await js.add_stream(
+            StreamConfig(
+                name=subjects.TASK_STREAM,
+                subjects=list(old_filters.values()),
+                retention=RetentionPolicy.WORK_QUEUE,
+            )
+        )
+        for lane, old in old_filters.items():
+            await js.add_consumer(
+                subjects.TASK_STREAM,
+                ConsumerConfig(
+                    durable_name=subjects.lane_consumer(lane),
+                    filter_subject=old,
+                    ack_policy=AckPolicy.EXPLICIT,
+                    max_deliver=-1,
+                ),
+            )
+        await js.create_key_value(KeyValueConfig(bucket=subjects.RESULTS_BUCKET))
+        old = [Task(capability="echo", payload={"lane": lane}) for lane in subjects.LANES * 3]
+        for task in old:
+            lane = str(task.payload["lane"])
+            await js.publish(
+                old_filters[lane].replace("*", task.capability),
+                encode(task),
+                headers={HDR_MSG_ID: task.id},
+            )
+        await nc.close()
+
+        # When the hub of today starts on it (open mode: every old task is the tenant `_open`'s)
+        with services_on(server.url, tmp_path / "hub", workers=1, worker_concurrency=4) as hub:
+            await wait_for_agents(hub.url, 1)
+            async with await SwarmClient.connect(hub.url) as client:
+                assert client.tenant == subjects.OPEN_TENANT
+                # Then every old task gets its result, read as that tenant's
+                collector = await ResultCollector(client).start()
+                try:
+                    found = await collector.wait_all([t.id for t in old], timeout=60)
+                finally:
+                    await collector.stop()
+                assert len(found) == len(old)
+                assert {r.status for r in found.values()} == {ResultStatus.SUCCEEDED}
+                assert await client.result(old[0].id) == found[old[0].id]
+                # And each lane's consumer takes its subjects and the old ones, the results
+                # bucket answers direct gets
+                info = await client.bus.js.stream_info(subjects.kv_stream(subjects.RESULTS_BUCKET))
+                assert info.config.allow_direct
+                infos = await client.bus.js.consumers_info(subjects.TASK_STREAM)
+                filters = {i.name: i.config.filter_subjects for i in infos}
+                assert filters == {
+                    subjects.lane_consumer(lane): subjects.lane_filters(lane)
+                    for lane in subjects.LANES
+                }
+    finally:
+        server.stop()
