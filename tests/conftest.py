@@ -11,7 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig, RetentionPolicy, StreamConfig
 
+from swarmhub import subjects
 from swarmhub.embedded import ClusterConfig, LocalCluster, NatsServer
 
 REPO = Path(__file__).resolve().parent.parent
@@ -102,3 +105,26 @@ async def wait_for_agents(url: str, count: int, timeout: float = 30.0) -> None:
         await wait_until(ready, left, f"{count} agents and a router", interval=0.2)
     finally:
         await client.close()
+
+
+async def provision_old_hub(js: JetStreamContext, consumers: dict[str, str], **config: Any) -> None:
+    """The task stream as an older hub left it: a work queue on the subjects of `consumers`
+    (durable name -> filter), each consumer with `config` besides."""
+    await js.add_stream(
+        StreamConfig(
+            name=subjects.TASK_STREAM,
+            subjects=sorted(set(consumers.values())),
+            retention=RetentionPolicy.WORK_QUEUE,
+        )
+    )
+    for name, subject in consumers.items():
+        await js.add_consumer(
+            subjects.TASK_STREAM,
+            ConsumerConfig(
+                durable_name=name,
+                filter_subject=subject,
+                ack_policy=AckPolicy.EXPLICIT,
+                max_deliver=-1,
+                **config,
+            ),
+        )

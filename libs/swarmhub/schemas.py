@@ -358,17 +358,23 @@ class SwarmEvent(Message):
     at: float = Field(default_factory=now, description="When, in epoch seconds.")
 
 
-class StatusRequest(Message):
-    """Ask for the state of one task by id."""
-
-    task_id: str = Field(pattern=TOKEN_PATTERN, description="Id of the task.")
-    tenant: str | None = Field(
-        default=None,
+TaskTenant = Annotated[
+    str | None,
+    Field(
         pattern=TOKEN_PATTERN,
         description="Whose task: the tenant (NATS user) that submitted it. On "
         "hub.task.status|cancel.<tenant>, taken from the subject when absent and refused when it "
         "differs.",
-    )
+    ),
+]
+"""The tenant a status or cancel request is about."""
+
+
+class StatusRequest(Message):
+    """Ask for the state of one task by id."""
+
+    task_id: str = Field(pattern=TOKEN_PATTERN, description="Id of the task.")
+    tenant: TaskTenant = None
 
 
 class StatusReply(Message):
@@ -385,13 +391,7 @@ class CancelRequest(Message):
     """Cancel one task: a queued task never runs, a running attempt is stopped on its agent."""
 
     task_id: str = Field(pattern=TOKEN_PATTERN, description="Id of the task.")
-    tenant: str | None = Field(
-        default=None,
-        pattern=TOKEN_PATTERN,
-        description="Whose task: the tenant (NATS user) that submitted it. On "
-        "hub.task.status|cancel.<tenant>, taken from the subject when absent and refused when it "
-        "differs.",
-    )
+    tenant: TaskTenant = None
 
 
 class CancelReply(Message):

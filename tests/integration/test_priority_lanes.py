@@ -13,7 +13,6 @@ from pathlib import Path
 
 import nats
 import pytest
-from nats.js.api import AckPolicy, ConsumerConfig, RetentionPolicy, StreamConfig
 
 from swarmhub import subjects
 from swarmhub.bus import HDR_MSG_ID
@@ -21,7 +20,7 @@ from swarmhub.client import ResultCollector, SwarmClient
 from swarmhub.codec import encode
 from swarmhub.embedded import ClusterConfig, LocalCluster, NatsServer, free_port
 from swarmhub.schemas import Priority, ResultStatus, Task
-from tests.conftest import services_on, wait_for_agents
+from tests.conftest import provision_old_hub, services_on, wait_for_agents
 
 LOW_BACKLOG = 2_000
 PER_LANE = 40
@@ -114,23 +113,8 @@ async def test_a_hub_from_before_lanes_is_taken_over_without_losing_a_task(
     try:
         nc = await nats.connect(server.url)
         js = nc.jetstream()
-        await js.add_stream(
-            StreamConfig(
-                name=subjects.TASK_STREAM,
-                subjects=[subjects.TASK_SUBMIT_ALL],
-                retention=RetentionPolicy.WORK_QUEUE,
-            )
-        )
-        await js.add_consumer(
-            subjects.TASK_STREAM,
-            ConsumerConfig(
-                durable_name=subjects.ROUTER_CONSUMER,
-                filter_subject=subjects.TASK_SUBMIT_ALL,
-                ack_policy=AckPolicy.EXPLICIT,
-                ack_wait=2.0,
-                max_deliver=-1,
-            ),
-        )
+        old_consumer = {subjects.ROUTER_CONSUMER: subjects.TASK_SUBMIT_ALL}
+        await provision_old_hub(js, old_consumer, ack_wait=2.0)
         old = [Task(capability="echo", payload={"n": i}) for i in range(20)]
         for task in old:
             # The subject of before tenants (and lanes): hub.task.submit.<capability>

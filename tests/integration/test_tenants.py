@@ -16,7 +16,7 @@ from pathlib import Path
 
 import nats
 import pytest
-from nats.js.api import AckPolicy, ConsumerConfig, KeyValueConfig, RetentionPolicy, StreamConfig
+from nats.js.api import KeyValueConfig
 
 from swarmhub import subjects
 from swarmhub.bus import HDR_MSG_ID
@@ -26,7 +26,13 @@ from swarmhub.embedded import ClusterConfig, LocalCluster, NatsServer, free_port
 from swarmhub.errors import ServiceError
 from swarmhub.roles import inbox_for
 from swarmhub.schemas import ResultStatus, StatusReply, StatusRequest, SwarmJob, Task
-from tests.conftest import cluster_running, services_on, wait_for_agents, wait_until
+from tests.conftest import (
+    cluster_running,
+    provision_old_hub,
+    services_on,
+    wait_for_agents,
+    wait_until,
+)
 
 ROUTER_SLOTS = 4
 TENANT_SHARE = 0.5  # a tenant may hold 2 of the router's 4 slots while another waits
@@ -284,23 +290,9 @@ async def test_a_hub_from_before_tenants_is_taken_over_without_losing_a_task(
         nc = await nats.connect(server.url)
         js = nc.jetstream()
         old_filters = {lane: subjects.lane_filters(lane)[1] for lane in subjects.LANES}
-        await js.add_stream(
-            StreamConfig(
-                name=subjects.TASK_STREAM,
-                subjects=list(old_filters.values()),
-                retention=RetentionPolicy.WORK_QUEUE,
-            )
+        await provision_old_hub(
+            js, {subjects.lane_consumer(lane): old for lane, old in old_filters.items()}
         )
-        for lane, old in old_filters.items():
-            await js.add_consumer(
-                subjects.TASK_STREAM,
-                ConsumerConfig(
-                    durable_name=subjects.lane_consumer(lane),
-                    filter_subject=old,
-                    ack_policy=AckPolicy.EXPLICIT,
-                    max_deliver=-1,
-                ),
-            )
         await js.create_key_value(KeyValueConfig(bucket=subjects.RESULTS_BUCKET))
         old = [Task(capability="echo", payload={"lane": lane}) for lane in subjects.LANES * 3]
         for task in old:
