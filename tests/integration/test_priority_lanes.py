@@ -11,16 +11,20 @@ import statistics
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
-import nats
 import pytest
 
 from swarmhub import subjects
 from swarmhub.bus import HDR_MSG_ID
 from swarmhub.client import ResultCollector, SwarmClient
 from swarmhub.codec import encode
-from swarmhub.embedded import ClusterConfig, LocalCluster, NatsServer, free_port
+from swarmhub.embedded import ClusterConfig, LocalCluster, free_port
 from swarmhub.schemas import Priority, ResultStatus, Task
-from tests.conftest import provision_old_hub, services_on, wait_for_agents
+from tests.conftest import (
+    hub_taking_over,
+    lane_consumer_filters,
+    old_hub,
+    wait_for_agents,
+)
 
 LOW_BACKLOG = 2_000
 PER_LANE = 40
@@ -109,12 +113,8 @@ async def test_a_hub_from_before_lanes_is_taken_over_without_losing_a_task(
 ) -> None:
     # Given a server holding the task stream and the one consumer of before lanes, with tasks
     # stored in it, some of them already delivered and not acknowledged
-    server = NatsServer(tmp_path / "nats", name="old-hub").start()
-    try:
-        nc = await nats.connect(server.url)
-        js = nc.jetstream()
-        old_consumer = {subjects.ROUTER_CONSUMER: subjects.TASK_SUBMIT_ALL}
-        await provision_old_hub(js, old_consumer, ack_wait=2.0)
+    old_consumer = {subjects.ROUTER_CONSUMER: subjects.TASK_SUBMIT_ALL}
+    async with old_hub(tmp_path, old_consumer, ack_wait=2.0) as (server, js):
         old = [Task(capability="echo", payload={"n": i}) for i in range(20)]
         for task in old:
             # The subject of before tenants (and lanes): hub.task.submit.<capability>
@@ -125,33 +125,21 @@ async def test_a_hub_from_before_lanes_is_taken_over_without_losing_a_task(
             )
         pull = await js.pull_subscribe_bind(subjects.ROUTER_CONSUMER, subjects.TASK_STREAM)
         assert len(await pull.fetch(5, timeout=2)) == 5  # an old router died holding these
-        await nc.close()
 
         # When the hub of today starts on it
-        with services_on(server.url, tmp_path / "hub", workers=1, worker_concurrency=4) as hub:
-            await wait_for_agents(hub.url, 1)
-            async with await SwarmClient.connect(hub.url) as client:
-                # Then every old task gets its result, and new tasks run in every lane
-                new = [Task(capability="echo", payload={}, priority=p) for p in Priority]
-                collector = await ResultCollector(client).start()
-                try:
-                    await client.submit_many(new)
-                    ids = [t.id for t in old + new]
-                    found = await collector.wait_all(ids, timeout=30)
-                finally:
-                    await collector.stop()
-                assert {r.status for r in found.values()} == {ResultStatus.SUCCEEDED}
-                assert len(found) == len(ids)
-                # And the old consumer now takes the normal lane only, beside the other lanes'
-                admin = await nats.connect(server.url)
-                try:
-                    infos = await admin.jetstream().consumers_info(subjects.TASK_STREAM)
-                finally:
-                    await admin.close()
-                filters = {info.name: info.config.filter_subjects for info in infos}
-                assert filters == {
-                    subjects.lane_consumer(lane): subjects.lane_filters(lane)
-                    for lane in subjects.LANES
-                }
-    finally:
-        server.stop()
+        async with hub_taking_over(server.url, tmp_path / "hub") as client:
+            # Then every old task gets its result, and new tasks run in every lane
+            new = [Task(capability="echo", payload={}, priority=p) for p in Priority]
+            collector = await ResultCollector(client).start()
+            try:
+                await client.submit_many(new)
+                ids = [t.id for t in old + new]
+                found = await collector.wait_all(ids, timeout=30)
+            finally:
+                await collector.stop()
+            assert {r.status for r in found.values()} == {ResultStatus.SUCCEEDED}
+            assert len(found) == len(ids)
+        # And the old consumer now takes the normal lane only, beside the other lanes'
+        assert await lane_consumer_filters(js) == {
+            subjects.lane_consumer(lane): subjects.lane_filters(lane) for lane in subjects.LANES
+        }

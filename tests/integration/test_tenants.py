@@ -22,14 +22,15 @@ from swarmhub import subjects
 from swarmhub.bus import HDR_MSG_ID
 from swarmhub.client import ResultCollector, SwarmClient
 from swarmhub.codec import encode
-from swarmhub.embedded import ClusterConfig, LocalCluster, NatsServer, free_port
+from swarmhub.embedded import ClusterConfig, LocalCluster, free_port
 from swarmhub.errors import ServiceError
 from swarmhub.roles import inbox_for
 from swarmhub.schemas import ResultStatus, StatusReply, StatusRequest, SwarmJob, Task
 from tests.conftest import (
     cluster_running,
-    provision_old_hub,
-    services_on,
+    hub_taking_over,
+    lane_consumer_filters,
+    old_hub,
     wait_for_agents,
     wait_until,
 )
@@ -285,14 +286,9 @@ async def test_a_hub_from_before_tenants_is_taken_over_without_losing_a_task(
 ) -> None:
     # Given a hub of before tenants: its stream and lane consumers on the subjects without a
     # tenant token, a results bucket without direct get, and tasks stored in every lane
-    server = NatsServer(tmp_path / "nats", name="old-hub").start()
-    try:
-        nc = await nats.connect(server.url)
-        js = nc.jetstream()
-        old_filters = {lane: subjects.lane_filters(lane)[1] for lane in subjects.LANES}
-        await provision_old_hub(
-            js, {subjects.lane_consumer(lane): old for lane, old in old_filters.items()}
-        )
+    old_filters = {lane: subjects.lane_filters(lane)[1] for lane in subjects.LANES}
+    consumers = {subjects.lane_consumer(lane): old for lane, old in old_filters.items()}
+    async with old_hub(tmp_path, consumers) as (server, js):
         await js.create_key_value(KeyValueConfig(bucket=subjects.RESULTS_BUCKET))
         old = [Task(capability="echo", payload={"lane": lane}) for lane in subjects.LANES * 3]
         for task in old:
@@ -302,31 +298,23 @@ async def test_a_hub_from_before_tenants_is_taken_over_without_losing_a_task(
                 encode(task),
                 headers={HDR_MSG_ID: task.id},
             )
-        await nc.close()
 
         # When the hub of today starts on it (open mode: every old task is the tenant `_open`'s)
-        with services_on(server.url, tmp_path / "hub", workers=1, worker_concurrency=4) as hub:
-            await wait_for_agents(hub.url, 1)
-            async with await SwarmClient.connect(hub.url) as client:
-                assert client.tenant == subjects.OPEN_TENANT
-                # Then every old task gets its result, read as that tenant's
-                collector = await ResultCollector(client).start()
-                try:
-                    found = await collector.wait_all([t.id for t in old], timeout=60)
-                finally:
-                    await collector.stop()
-                assert len(found) == len(old)
-                assert {r.status for r in found.values()} == {ResultStatus.SUCCEEDED}
-                assert await client.result(old[0].id) == found[old[0].id]
-                # And each lane's consumer takes its subjects and the old ones, the results
-                # bucket answers direct gets
-                info = await client.bus.js.stream_info(subjects.kv_stream(subjects.RESULTS_BUCKET))
-                assert info.config.allow_direct
-                infos = await client.bus.js.consumers_info(subjects.TASK_STREAM)
-                filters = {i.name: i.config.filter_subjects for i in infos}
-                assert filters == {
-                    subjects.lane_consumer(lane): subjects.lane_filters(lane)
-                    for lane in subjects.LANES
-                }
-    finally:
-        server.stop()
+        async with hub_taking_over(server.url, tmp_path / "hub") as client:
+            assert client.tenant == subjects.OPEN_TENANT
+            # Then every old task gets its result, read as that tenant's
+            collector = await ResultCollector(client).start()
+            try:
+                found = await collector.wait_all([t.id for t in old], timeout=60)
+            finally:
+                await collector.stop()
+            assert len(found) == len(old)
+            assert {r.status for r in found.values()} == {ResultStatus.SUCCEEDED}
+            assert await client.result(old[0].id) == found[old[0].id]
+        # And each lane's consumer takes its subjects and the old ones, and the results bucket
+        # answers direct gets
+        info = await js.stream_info(subjects.kv_stream(subjects.RESULTS_BUCKET))
+        assert info.config.allow_direct
+        assert await lane_consumer_filters(js) == {
+            subjects.lane_consumer(lane): subjects.lane_filters(lane) for lane in subjects.LANES
+        }
