@@ -182,7 +182,7 @@ async def test_a_cancel_stops_only_the_askers_attempt_of_a_shared_id(
 ) -> None:
     # Given ann's and bob's tasks of one id running at once, on the cluster's one agent
     running: dict[str, asyncio.Event] = {"ann": asyncio.Event(), "bob": asyncio.Event()}
-    task = Task(capability="sleep", payload={"ms": 1500})
+    task = Task(capability="sleep", payload={"ms": 3000})
     waits = [
         asyncio.create_task(
             client.run(
@@ -202,7 +202,7 @@ async def test_a_cancel_stops_only_the_askers_attempt_of_a_shared_id(
     mine, theirs = await asyncio.gather(*waits)
     # Then bob's attempt ended cancelled, and ann's ran to its end on the same agent
     assert theirs.status is ResultStatus.CANCELLED
-    assert mine.status is ResultStatus.SUCCEEDED and mine.output == {"slept_ms": 1500.0}
+    assert mine.status is ResultStatus.SUCCEEDED and mine.output == {"slept_ms": 3000.0}
     assert mine.attempts == 1
 
 
