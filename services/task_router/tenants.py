@@ -53,6 +53,11 @@ class TenantGate:
         """Deliveries handed back for their tenant's cap, since start."""
 
     @property
+    def at_cap(self) -> bool:
+        """Whether some tenant holds `cap` tasks or more."""
+        return any(held >= self.cap for held in self.held.values())
+
+    @property
     def contended(self) -> bool:
         """Whether more than one tenant has tasks waiting or held: then the cap applies."""
         return len(self.waiting | self.held.keys()) > 1
@@ -102,10 +107,15 @@ async def waiting_tenants(bus: Bus) -> set[str]:
 
 
 async def contention_loop(bus: Bus, gate: TenantGate, log: Any) -> None:
-    """Keep `gate.waiting` current; a failed look leaves the last in place."""
+    """Keep `gate.waiting` current while some tenant holds its cap (only then does it matter:
+    a hub whose tenants stay under their caps never pays for the look); a failed look leaves the
+    last in place."""
     while True:
-        try:
-            gate.waiting = await waiting_tenants(bus)
-        except Exception as exc:
-            log.debug("tenants_read_failed", reason=f"{type(exc).__name__}: {exc}")
+        if gate.at_cap:
+            try:
+                gate.waiting = await waiting_tenants(bus)
+            except Exception as exc:
+                log.debug("tenants_read_failed", reason=f"{type(exc).__name__}: {exc}")
+        else:
+            gate.waiting = set()
         await asyncio.sleep(CONTENTION_INTERVAL)

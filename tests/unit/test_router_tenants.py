@@ -84,3 +84,13 @@ def test_a_task_on_its_last_delivery_is_taken_over_the_cap() -> None:
     assert not gate.admit("ann", seq=2, num_delivered=18)
     # Then on its last delivery before the limit it is taken anyway: waiting never dead-letters
     assert gate.admit("ann", seq=2, num_delivered=19)
+
+
+def test_the_stream_is_looked_at_only_while_a_tenant_is_at_its_cap() -> None:
+    gate = TenantGate(2)
+    gate.admit("ann")
+    assert not gate.at_cap
+    gate.admit("ann")
+    assert gate.at_cap
+    gate.release("ann")
+    assert not gate.at_cap
