@@ -6,12 +6,16 @@ import asyncio
 import contextlib
 import os
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import nats
 import pytest
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig, RetentionPolicy, StreamConfig
 
+from swarmhub import subjects
 from swarmhub.embedded import ClusterConfig, LocalCluster, NatsServer
 
 REPO = Path(__file__).resolve().parent.parent
@@ -102,3 +106,56 @@ async def wait_for_agents(url: str, count: int, timeout: float = 30.0) -> None:
         await wait_until(ready, left, f"{count} agents and a router", interval=0.2)
     finally:
         await client.close()
+
+
+@contextlib.asynccontextmanager
+async def old_hub(
+    folder: Path, consumers: dict[str, str], **config: Any
+) -> AsyncIterator[tuple[NatsServer, JetStreamContext]]:
+    """A server whose task stream is as an older hub left it: a work queue on the subjects of
+    `consumers` (durable name -> filter), each consumer with `config` besides; stopped after."""
+    server = NatsServer(folder / "nats", name="old-hub").start()
+    try:
+        nc = await nats.connect(server.url)
+        try:
+            js = nc.jetstream()
+            await js.add_stream(
+                StreamConfig(
+                    name=subjects.TASK_STREAM,
+                    subjects=sorted(set(consumers.values())),
+                    retention=RetentionPolicy.WORK_QUEUE,
+                )
+            )
+            for name, subject in consumers.items():
+                await js.add_consumer(
+                    subjects.TASK_STREAM,
+                    ConsumerConfig(
+                        durable_name=name,
+                        filter_subject=subject,
+                        ack_policy=AckPolicy.EXPLICIT,
+                        max_deliver=-1,
+                        **config,
+                    ),
+                )
+            yield server, js
+        finally:
+            await nc.close()
+    finally:
+        server.stop()
+
+
+@contextlib.asynccontextmanager
+async def hub_taking_over(url: str, folder: Path) -> AsyncIterator[Any]:
+    """Today's services (one worker) started on an older hub's server, and a client of it."""
+    from swarmhub.client import SwarmClient
+
+    with services_on(url, folder, workers=1, worker_concurrency=4) as hub:
+        await wait_for_agents(hub.url, 1)
+        async with await SwarmClient.connect(hub.url) as client:
+            yield client
+
+
+async def lane_consumer_filters(js: JetStreamContext) -> dict[str, list[str] | None]:
+    """Each consumer of the task stream and the subjects it takes."""
+    infos = await js.consumers_info(subjects.TASK_STREAM)
+    return {info.name: info.config.filter_subjects for info in infos}

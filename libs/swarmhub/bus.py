@@ -16,7 +16,7 @@ from nats.js.errors import KeyNotFoundError
 from nats.js.kv import KeyValue
 from pydantic import BaseModel
 
-from swarmhub import codec, tracing
+from swarmhub import codec, subjects, tracing
 from swarmhub.acks import (
     EXPECTED_LAST_SUBJECT_SEQUENCE,
     WRONG_LAST_SEQUENCE,
@@ -29,7 +29,7 @@ from swarmhub.acks import (
 from swarmhub.config import BusSettings
 from swarmhub.errors import ErrorCode, NoResponders, ServiceError
 from swarmhub.limits import Limits, cut
-from swarmhub.roles import inbox_for
+from swarmhub.roles import inbox_for, tenant_for
 from swarmhub.schemas import ErrorInfo
 from swarmhub.tls import client_context, find_ca, tls_first
 from swarmhub.tracing import SpanKind
@@ -152,6 +152,8 @@ class Bus:
         self.limits = Limits.for_server(nc.max_payload, settings.max_body_bytes)
         self.acks = StreamAcks(nc)
         self._buckets: dict[str, KeyValue] = {}
+        self.tenant = tenant_for(settings.nats_url)
+        """The tenant this connection acts as: its NATS user (see `roles.tenant_for`)."""
 
     def encode(self, model: BaseModel) -> bytes:
         """Encode within this connection's body limit."""
@@ -260,6 +262,17 @@ class Bus:
                 return False
             last = marker
         return False
+
+    def direct_bucket(self, name: str) -> KeyValue:
+        """The KV bucket `name` read by direct gets only, without looking at its stream (which
+        permissions may deny: a tenant may read its own keys of the results bucket, no more)."""
+        kv = self._buckets.get(name)
+        if kv is None:
+            stream = subjects.kv_stream(name)
+            kv = self._buckets[name] = KeyValue(
+                name=name, stream=stream, pre=f"$KV.{name}.", js=self.js, direct=True
+            )
+        return kv
 
     async def bucket(self, name: str) -> KeyValue:
         """The KV bucket `name`, bound once per connection (nats-py's errors pass through)."""

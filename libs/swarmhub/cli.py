@@ -107,6 +107,15 @@ def build_parser() -> argparse.ArgumentParser:
         )
         return p
 
+    def as_tenant(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        p.add_argument(
+            "--user",
+            default="operator",
+            help="act as this user of the local cluster (the tenant whose tasks these are; "
+            "default operator); ignored when --url carries credentials",
+        )
+        return p
+
     def with_app(p: argparse.ArgumentParser, required: bool) -> None:
         p.add_argument(
             *(["app"] if required else ["--app"]),
@@ -161,6 +170,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="credentials kept for workers started by `swarmhub worker` (default 4)",
     )
     up.add_argument(
+        "--clients",
+        type=int,
+        default=1,
+        help="client users, each a tenant that sees only its own tasks: client, client-2, ... "
+        "(default 1)",
+    )
+    up.add_argument(
         "--tls",
         action="store_true",
         help="require TLS on the NATS client port (env SWARMHUB_TLS=1); uses SWARMHUB_TLS_CERT, "
@@ -204,7 +220,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--name", help="agent id (default: random, or the agent slot's on a local cluster)"
     )
 
-    submit = with_url(sub.add_parser("submit", help="submit one task"))
+    submit = as_tenant(with_url(sub.add_parser("submit", help="submit one task")))
     submit.add_argument("capability")
     submit.add_argument("--payload", type=json_object, default={}, help="JSON object")
     submit.add_argument("--priority", choices=[p.value for p in Priority], default="normal")
@@ -214,15 +230,17 @@ def build_parser() -> argparse.ArgumentParser:
     submit.add_argument("--wait", action="store_true", help="wait for and print the result")
     submit.add_argument("--json", action="store_true", help="print JSON")
 
-    cancel = with_url(
-        sub.add_parser(
-            "cancel", help="cancel a task (a queued one never runs, a running one is stopped)"
+    cancel = as_tenant(
+        with_url(
+            sub.add_parser(
+                "cancel", help="cancel a task (a queued one never runs, a running one is stopped)"
+            )
         )
     )
     cancel.add_argument("task_id")
     cancel.add_argument("--json", action="store_true")
 
-    result = with_url(sub.add_parser("result", help="print a stored result"))
+    result = as_tenant(with_url(sub.add_parser("result", help="print a stored result")))
     result.add_argument("task_id")
     result.add_argument("--json", action="store_true")
 
@@ -297,7 +315,7 @@ async def _submit(args: argparse.Namespace) -> int:
         msg = describe_validation_error(exc) if isinstance(exc, ValidationError) else str(exc)
         print(f"error: invalid task: {msg}", file=sys.stderr)
         return 2
-    async with SwarmClient.connect(args.url, role="operator") as client:
+    async with SwarmClient.connect(args.url, role=args.user) as client:
         offered = {c for agent in await client.agents() for c in agent.capabilities}
         if task.capability not in offered:
             print(
@@ -332,7 +350,7 @@ def _print_progress(event: TaskProgress) -> None:
 async def _cancel(args: argparse.Namespace) -> int:
     from swarmhub.client import SwarmClient
 
-    async with SwarmClient.connect(args.url, role="operator") as client:
+    async with SwarmClient.connect(args.url, role=args.user) as client:
         reply = await client.cancel(args.task_id)
     if args.json:
         print(json.dumps(reply.model_dump(mode="json"), sort_keys=True))
@@ -346,7 +364,7 @@ async def _cancel(args: argparse.Namespace) -> int:
 async def _result(args: argparse.Namespace) -> int:
     from swarmhub.client import SwarmClient
 
-    async with SwarmClient.connect(args.url, role="operator") as client:
+    async with SwarmClient.connect(args.url, role=args.user) as client:
         result = await client.result(args.task_id)
     if result is None:
         print(f"error: no result stored for task {args.task_id}", file=sys.stderr)
@@ -503,6 +521,7 @@ def _up(args: argparse.Namespace) -> int:
             sync_always=args.sync_always,
             insecure=args.insecure,
             agent_slots=args.agent_slots,
+            clients=args.clients,
             app=args.app,
             app_dir=args.app_dir,
             metrics_port=args.metrics_port or (9400 if args.observe else None),

@@ -116,6 +116,11 @@ class SwarmClient:
     def __init__(self, bus: Bus) -> None:
         self.bus = bus
 
+    @property
+    def tenant(self) -> str:
+        """Whose tasks this client submits and reads: its NATS user (see `roles.tenant_for`)."""
+        return self.bus.tenant
+
     @classmethod
     def connect(
         cls,
@@ -237,9 +242,10 @@ class SwarmClient:
         check_schedule(task, time.time())
         telemetry.trace_client()  # the CLI and scripts trace too when an OTLP endpoint is set
         await self.bus.js_publish(
-            subjects.task_submit(task.capability, task.priority),
+            subjects.task_submit(self.tenant, task.capability, task.priority),
             data,
-            msg_id=task.id,
+            # Dedupe per tenant: another tenant's task of the same id is another task.
+            msg_id=subjects.result_key(self.tenant, task.id),
             template=subjects.submit_template(task.priority),
             span_attributes=tracing.task_attributes(task.id, task.capability)
             if tracing.switch.on
@@ -253,11 +259,17 @@ class SwarmClient:
             check_token(task_id, "task id")
         except ValueError as exc:
             raise ServiceError(ErrorCode.BAD_REQUEST, str(exc)) from None
-        return await self._stored(subjects.RESULTS_BUCKET, task_id, TaskResult)
+        key = subjects.result_key(self.tenant, task_id)
+        return await self._stored(subjects.RESULTS_BUCKET, key, TaskResult, direct=True)
 
-    async def _stored(self, bucket: str, key: str, model: type[E]) -> E | None:
-        """The value stored under `key` in `bucket`, or None; an absent store raises Unavailable."""
-        kv = await self._bucket(bucket)
+    async def _stored(
+        self, bucket: str, key: str, model: type[E], *, direct: bool = False
+    ) -> E | None:
+        """The value stored under `key` in `bucket`, or None; an absent store raises Unavailable.
+
+        `direct` reads by direct get alone, for buckets whose stream a client may not look at.
+        """
+        kv = self.bus.direct_bucket(bucket) if direct else await self._bucket(bucket)
         try:
             entry = await kv.get(key)
         except KeyNotFoundError:
@@ -283,7 +295,7 @@ class SwarmClient:
         async def on_result(msg: Msg) -> None:
             arrived.set()
 
-        sub = await self.bus.nc.subscribe(subjects.task_result(task_id), cb=on_result)
+        sub = await self.bus.nc.subscribe(subjects.task_result(self.tenant, task_id), cb=on_result)
         try:
             stored = await self._await_stored(
                 lambda: self.result(task_id),
@@ -341,7 +353,8 @@ class SwarmClient:
             await self.submit(todo)
             return await self.wait(todo.id, timeout, check=check)
         todo = todo.model_copy(update={"progress": True})
-        async with self._listen(subjects.task_progress(todo.id), TaskProgress, on_progress):
+        progress = subjects.task_progress(self.tenant, todo.id)
+        async with self._listen(progress, TaskProgress, on_progress):
             await self.submit(todo)
             return await self.wait(todo.id, timeout, check=check)
 
@@ -373,7 +386,10 @@ class SwarmClient:
         keeps the task from ever running.
         """
         return await self.bus.request(
-            subjects.TASK_CANCEL, CancelRequest(task_id=task_id), CancelReply
+            subjects.task_cancel(self.tenant),
+            CancelRequest(task_id=task_id),
+            CancelReply,
+            template=subjects.TEMPLATES["cancel"],
         )
 
     async def submit_many(
@@ -666,7 +682,7 @@ class ResultCollector:
         self._sub: Any = None
 
     async def start(self) -> ResultCollector:
-        """Subscribe to every result event."""
+        """Subscribe to the result events of every task of the client's tenant."""
 
         async def on_result(msg: Msg) -> None:
             if not holds_value(msg):
@@ -679,7 +695,9 @@ class ResultCollector:
             self.results.setdefault(result.task_id, result)
             self._arrived.set()
 
-        self._sub = await self.client.bus.nc.subscribe(subjects.TASK_RESULT_ALL, cb=on_result)
+        self._sub = await self.client.bus.nc.subscribe(
+            subjects.tenant_results(self.client.tenant), cb=on_result
+        )
         await self.client.bus.nc.flush()
         return self
 

@@ -188,6 +188,15 @@ class RouterSettings(_Env):
         "hold at once (at least one; 1 = all, the default), e.g. 0.9 so that one capability of "
         "long tasks leaves room for the others.",
     )
+    tenant_share: float = Field(
+        default=0.75,
+        gt=0,
+        le=1,
+        description="Share of a router's slots (router_concurrency) that the tasks of one tenant "
+        "(submitting NATS user) may hold at once (at least one) while other tenants have tasks "
+        "waiting too: past it that tenant's next tasks wait in the stream, handed back with a "
+        "short delay, while other tenants' keep flowing. A tenant alone may use every slot.",
+    )
 
 
 class CoordinatorSettings(_Env):

@@ -46,8 +46,9 @@ class Credentials:
     users: tuple[User, ...]
 
     def user(self, role: str, index: int = 0) -> User:
-        """The `index`-th user of `role`."""
-        found = [u for u in self.users if u.role == role]
+        """The `index`-th user of `role`; the first may also be asked for by name (`client-2`)."""
+        named = [u for u in self.users if u.name == role and index == 0]
+        found = named or [u for u in self.users if u.role == role]
         if index >= len(found):
             raise KeyError(f"No credentials for role {role!r} #{index + 1}.")
         return found[index]
@@ -57,10 +58,13 @@ class Credentials:
         return {u.name: (u.permissions_role(), u.password) for u in self.users}
 
 
-def load_or_create(data_dir: Path, workers: int, agent_slots: int = 0) -> Credentials:
+def load_or_create(
+    data_dir: Path, workers: int, agent_slots: int = 0, clients: int = 1
+) -> Credentials:
     """The cluster's credentials, made (0600) the first time and grown when workers are added.
 
-    `workers` users are for the cluster's own agent-workers, `agent_slots` for `swarmhub worker`.
+    `workers` users are for the cluster's own agent-workers, `agent_slots` for `swarmhub worker`,
+    `clients` for clients (`client`, `client-2`, ...): each client user is a tenant of its own.
     """
     path = data_dir / CREDENTIALS_FILE
     users: list[User] = []
@@ -70,6 +74,9 @@ def load_or_create(data_dir: Path, workers: int, agent_slots: int = 0) -> Creden
     for role in ("router", "coordinator", "cache", "client", "operator"):
         if role not in have:
             users.append(User(role, role, secrets.token_urlsafe(24)))
+    existing = sum(1 for u in users if u.role == "client")
+    for index in range(existing, clients):
+        users.append(User(f"client-{index + 1}", "client", secrets.token_urlsafe(24)))
     for role, wanted in (("worker", workers), (AGENT_SLOT, agent_slots)):
         existing = sum(1 for u in users if u.role == role)
         for _ in range(existing, wanted):

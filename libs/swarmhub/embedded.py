@@ -432,6 +432,7 @@ class ClusterConfig:
     nats_url: str | None = None  # use this server instead of starting one
     insecure: bool = False  # no users or permissions on a server this cluster starts
     agent_slots: int = 4  # users kept for workers that `swarmhub worker` starts
+    clients: int = 1  # client users, each a tenant: `client`, `client-2`, ...
     app: str | None = None  # MODULE[:ATTR] of the swarmhub.App the workers run (None: built-ins)
     app_dir: Path | None = None  # where the app's module is imported from
     metrics_port: int | None = None  # first of consecutive /metrics ports (nats monitoring first)
@@ -473,7 +474,9 @@ class LocalCluster:
             for node in self.nodes:
                 node.monitor_port = self._take_metrics_port()
         if config.nats_url is None and not config.insecure:
-            self.credentials = load_or_create(config.data_dir, config.workers, config.agent_slots)
+            self.credentials = load_or_create(
+                config.data_dir, config.workers, config.agent_slots, config.clients
+            )
             block = authorization_block(self.credentials.authorization())
             for node in self.nodes:
                 node.authorization = block

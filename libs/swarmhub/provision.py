@@ -29,14 +29,15 @@ def task_stream_config(replicas: int = 1, storage: StorageSettings | None = None
     """Work-queue stream of submitted tasks, deduplicated by Nats-Msg-Id.
 
     When full it refuses new submissions (the client gets an error), never drops a stored task.
-    It captures exactly the subjects of the priority lanes, each consumed by its own durable
-    consumer, so a task on any other submit subject is refused at publish instead of being
-    stored where no consumer would ever see it.
+    It captures exactly the subjects of the priority lanes (with those of before tenants), each
+    lane consumed by its own durable consumer, so a task on any other submit subject is refused
+    at publish instead of being stored where no consumer would ever see it. An existing stream
+    is updated in place to these subjects.
     """
     storage = storage or StorageSettings()
     return StreamConfig(
         name=subjects.TASK_STREAM,
-        subjects=[subjects.lane_filter(lane) for lane in subjects.LANES],
+        subjects=[name for lane in subjects.LANES for name in subjects.lane_filters(lane)],
         retention=RetentionPolicy.WORK_QUEUE,
         storage=StorageType.FILE,
         duplicate_window=DUPLICATE_WINDOW_S,
@@ -84,46 +85,59 @@ async def ensure_kv(
     history: int = 1,
     replicas: int = 1,
     max_bytes: int = -1,
+    direct: bool = False,
     republish: RePublish | None = None,
 ) -> KeyValue:
-    """Bind to a KV bucket, creating it when missing; `republish` is set on an existing one."""
+    """Bind to a KV bucket, creating it when missing.
+
+    With `direct`, keys are read by direct gets (`$JS.API.DIRECT.GET.<stream>.<subject>`), so
+    permissions can allow reading some keys and not others; with `republish`, the stream sends
+    each stored value on again (see subjects.RESULT_REPUBLISH). A bucket made before either is
+    updated in place.
+    """
     try:
         kv = await js.key_value(bucket)
     except NotFoundError:
-        pass
-    else:
-        await _ensure_republish(js, bucket, republish)
-        return kv
-    try:
-        return await js.create_key_value(
-            config=KeyValueConfig(
-                bucket=bucket,
-                history=history,
-                ttl=ttl,
-                storage=StorageType.FILE,
-                replicas=replicas,
-                max_bytes=max_bytes,
-                republish=republish,
+        try:
+            kv = await js.create_key_value(
+                config=KeyValueConfig(
+                    bucket=bucket,
+                    history=history,
+                    ttl=ttl,
+                    storage=StorageType.FILE,
+                    replicas=replicas,
+                    max_bytes=max_bytes,
+                    direct=direct or None,
+                    republish=republish,
+                )
             )
+        except BadRequestError:
+            kv = await js.key_value(bucket)
+    if (direct and not kv._direct) or republish is not None:
+        config = (await js.stream_info(subjects.kv_stream(bucket))).config
+        wanted = replace(
+            config,
+            allow_direct=config.allow_direct or direct,
+            republish=republish or config.republish,
         )
-    except BadRequestError:
-        kv = await js.key_value(bucket)
-        await _ensure_republish(js, bucket, republish)
-        return kv
+        if (
+            _differs(config.republish, wanted.republish)
+            or wanted.allow_direct != config.allow_direct
+        ):
+            await js.update_stream(config=wanted)
+            kv = await js.key_value(bucket)
+    return kv
 
 
-async def _ensure_republish(js: JetStreamContext, bucket: str, republish: RePublish | None) -> None:
-    """Give a bucket made before it republished (or otherwise) the wanted republish."""
-    if republish is None:
-        return
-    info = await js.stream_info(subjects.kv_stream(bucket))
-    now = info.config.republish
-    if now is None or (now.src, now.dest, now.headers_only) != (
-        republish.src,
-        republish.dest,
-        republish.headers_only,
-    ):
-        await js.update_stream(config=replace(info.config, republish=republish))
+def _differs(now: RePublish | None, wanted: RePublish | None) -> bool:
+    """Whether two republish settings differ (the server echoes `headers_only` as None)."""
+    if now is None or wanted is None:
+        return now is not wanted
+    return (now.src, now.dest, bool(now.headers_only)) != (
+        wanted.src,
+        wanted.dest,
+        bool(wanted.headers_only),
+    )
 
 
 async def ensure_all(
@@ -157,6 +171,7 @@ async def _ensure_all(
         ttl=results_ttl,
         replicas=replicas,
         max_bytes=storage.results_max_bytes,
+        direct=True,
         republish=RePublish(*subjects.RESULT_REPUBLISH, headers_only=False),
     )
     await ensure_kv(

@@ -3,11 +3,16 @@
 The embedded cluster renders these into nats-server's `authorization` block; each role gets its
 own user and password, and every process its own inbox prefix (`_INBOX.<user>`), so no process
 can read another's replies. Nothing here grants `>` or the whole JetStream API.
+
+The NATS user is the tenant: a client may submit tasks only under its own user name, ask about
+and cancel only its own tasks, hear only their events and read only their results
+(`Role.own`), so the server itself vouches for who submitted what.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlparse
 
@@ -78,16 +83,39 @@ class Role:
     subscribe: tuple[str, ...]
     responds: bool = False
     max_responses: int = 1
+    own: Callable[[str], Own] | None = None
+    """Subjects of the user's own tenant, from its user name (publish, subscribe)."""
 
     def permissions(self, user: str) -> dict[str, object]:
-        """nats-server permissions of one user of this role (its own inbox prefix included)."""
+        """nats-server permissions of one user of this role (its own inbox and tenant included)."""
+        publish, subscribe = self.own(user) if self.own else ((), ())
         perms: dict[str, object] = {
-            "publish": {"allow": list(self.publish)},
-            "subscribe": {"allow": [*self.subscribe, f"{inbox_prefix(user)}.>"]},
+            "publish": {"allow": [*self.publish, *publish]},
+            "subscribe": {"allow": [*self.subscribe, *subscribe, f"{inbox_prefix(user)}.>"]},
         }
         if self.responds:
             perms["allow_responses"] = {"max": self.max_responses, "expires": "1h"}
         return perms
+
+
+Own = tuple[tuple[str, ...], tuple[str, ...]]
+
+
+def tenant_subjects(user: str) -> Own:
+    """What one tenant (a NATS user) may use of the task API: its own tasks only."""
+    publish = (
+        s.tenant_submits(user),
+        s.task_status(user),
+        s.task_cancel(user),
+        s.tenant_result_gets(user),
+    )
+    return publish, (s.tenant_results(user), s.tenant_progress(user))
+
+
+def tenant_for(url: str) -> str:
+    """The tenant a connection to `url` acts as: its user name, else the open-mode tenant."""
+    user = urlparse(url.split(",")[0].strip()).username
+    return user or s.OPEN_TENANT
 
 
 def inbox_prefix(user: str) -> str:
@@ -120,7 +148,7 @@ ROUTER = Role(
         *_kv_read(s.AGENTS_BUCKET),
         *_kv_watch(s.AGENTS_BUCKET),
     ),
-    subscribe=(s.TASK_STATUS, s.TASK_CANCEL, s.TASK_CANCELLED_ALL, s.SRV_ALL),
+    subscribe=(s.TASK_STATUS_ALL, s.TASK_CANCEL_ALL, s.TASK_CANCELLED_ALL, s.SRV_ALL),
     responds=True,
 )
 
@@ -155,9 +183,6 @@ COORDINATOR = Role(
         s.SWARM_EVENT_ALL,
         s.SWARM_JOB_EVENT_ALL,
         s.SWARM_JOB_ADOPT,
-        # Swarm jobs run as ordinary tasks: submitted to the stream, cancelled through routers.
-        s.TASK_SUBMIT_ALL,
-        s.TASK_CANCEL,
         *_stream_admin(*PROVISIONED, s.kv_stream(s.LEADER_BUCKET), s.kv_stream(s.JOBS_BUCKET)),
         *_kv_read(s.AGENTS_BUCKET),
         *_kv_write(s.AGENTS_BUCKET),
@@ -165,7 +190,6 @@ COORDINATOR = Role(
         f"{API}.STREAM.PURGE.{s.kv_stream(s.AGENTS_BUCKET)}",
         *_kv_read(s.LEADER_BUCKET),
         *_kv_write(s.LEADER_BUCKET),
-        *_kv_read(s.RESULTS_BUCKET),
         *_kv_read(s.JOBS_BUCKET),
         *_kv_write(s.JOBS_BUCKET),
         *_kv_watch(s.JOBS_BUCKET),
@@ -176,10 +200,12 @@ COORDINATOR = Role(
         s.SWARM_LEAVE_ALL,
         s.SWARM_HEARTBEAT_ALL,
         s.SWARM_JOB_ALL,
-        s.TASK_RESULT_ALL,
         s.SRV_ALL,
     ),
     responds=True,
+    # Swarm jobs run as ordinary tasks of the coordinator's own tenant: submitted to the stream,
+    # cancelled through routers, their results read as any tenant reads its own.
+    own=tenant_subjects,
 )
 
 CACHE = Role(
@@ -201,9 +227,6 @@ CLIENT = Role(
     "client",
     "submits tasks and swarm jobs, reads results and the registry, uses the cache, discovers",
     publish=(
-        s.TASK_SUBMIT_ALL,
-        s.TASK_STATUS,
-        s.TASK_CANCEL,
         s.SWARM_JOB_SUBMIT,
         s.SWARM_JOB_STATUS,
         s.SWARM_JOB_CANCEL,
@@ -212,18 +235,12 @@ CLIENT = Role(
         s.CACHE_DEL,
         s.CACHE_STATS,
         s.SRV_ALL,
-        f"{API}.STREAM.INFO.{s.TASK_STREAM}",
-        *_kv_read(s.RESULTS_BUCKET),
         *_kv_read(s.AGENTS_BUCKET),
         *_kv_watch(s.AGENTS_BUCKET),
         *_kv_read(s.JOBS_BUCKET),
     ),
-    subscribe=(
-        s.TASK_RESULT_ALL,
-        s.TASK_PROGRESS_ALL,
-        s.SWARM_EVENT_ALL,
-        s.SWARM_JOB_EVENT_ALL,
-    ),
+    subscribe=(s.SWARM_EVENT_ALL, s.SWARM_JOB_EVENT_ALL),
+    own=tenant_subjects,
 )
 
 OPERATOR = Role(
@@ -232,6 +249,8 @@ OPERATOR = Role(
     publish=(
         *CLIENT.publish,
         f"{API}.INFO",
+        # The task stream's state: its per-subject counts name every tenant with tasks waiting.
+        f"{API}.STREAM.INFO.{s.TASK_STREAM}",
         s.SWARM_REGISTER_ALL,
         s.SWARM_LEAVE_ALL,
         s.SWARM_HEARTBEAT_ALL,
@@ -245,6 +264,7 @@ OPERATOR = Role(
         f"{API}.CONSUMER.INFO.{s.DEAD_STREAM}.>",
     ),
     subscribe=CLIENT.subscribe,
+    own=tenant_subjects,
 )
 
 ROLES = {r.name: r for r in (ROUTER, WORKER, COORDINATOR, CACHE, CLIENT, OPERATOR)}

@@ -98,8 +98,9 @@ class Service:
 
         With batch=True, `model` has an `items` list; `handler` runs once per item, concurrently,
         and answers stream back as they finish (see `swarmhub.batching`). With subject_key,
-        a request whose field of that name differs from the subject's last token is refused, so
-        permissions on subjects decide who may speak for whom.
+        a request whose field of that name differs from the subject's last token is refused (and
+        one where it is None gets the token), so permissions on subjects decide who may speak for
+        whom.
         """
         endpoint = Endpoint(
             name,
@@ -339,7 +340,7 @@ class Service:
                 try:
                     request = self.bus.decode(msg.data, endpoint.model)
                     if endpoint.subject_key is not None:
-                        _check_subject_key(endpoint.subject_key, request, msg.subject)
+                        request = _check_subject_key(endpoint.subject_key, request, msg.subject)
                     reply = await endpoint.handler(request)
                     if msg.reply:
                         data = b"" if reply is None else self.bus.encode(reply)
@@ -431,16 +432,20 @@ class Service:
         await self.shutdown()
 
 
-def _check_subject_key(key: str, request: BaseModel, subject: str) -> None:
-    """Refuse a request that names someone other than its subject does."""
+def _check_subject_key(key: str, request: BaseModel, subject: str) -> BaseModel:
+    """Refuse a request that names someone other than its subject does; fill in one that names
+    no one (its field None) from the subject."""
     value = getattr(request, key)
     token = subject.rsplit(".", 1)[-1]
+    if value is None:
+        return request.model_copy(update={key: token})
     if value != token:
         raise ServiceError(
             ErrorCode.BAD_REQUEST,
             f"Field {key!r} is {cut(str(value), 128)!r} but the subject names {token[:128]!r}: "
             "a request may speak only for the id its subject carries.",
         )
+    return request
 
 
 def _internal(endpoint: Endpoint) -> ServiceError:

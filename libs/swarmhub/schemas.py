@@ -157,7 +157,8 @@ class Task(Message):
     )
     progress: bool = Field(
         default=False,
-        description="Publish TaskProgress events on hub.task.progress.<id> as the task moves.",
+        description="Publish TaskProgress events on hub.task.progress.<tenant>.<id> as the task "
+        "moves.",
     )
     created_at: EpochSeconds = Field(default_factory=now)
     # Retry state travels with the task, so routers stay stateless.
@@ -217,6 +218,12 @@ class RunRequest(Message):
 
     task: Task = Field(description="The task as it was submitted (with any retry state).")
     attempt: int = Field(ge=1, description="Number of this attempt, from 1.")
+    tenant: str | None = Field(
+        default=None,
+        pattern=TOKEN_PATTERN,
+        description="Whose task it is (the submitter's NATS user, from its submit subject), so "
+        "that a cancel names the one attempt it is for.",
+    )
 
 
 class RunReply(Message):
@@ -351,10 +358,23 @@ class SwarmEvent(Message):
     at: float = Field(default_factory=now, description="When, in epoch seconds.")
 
 
+TaskTenant = Annotated[
+    str | None,
+    Field(
+        pattern=TOKEN_PATTERN,
+        description="Whose task: the tenant (NATS user) that submitted it. On "
+        "hub.task.status|cancel.<tenant>, taken from the subject when absent and refused when it "
+        "differs.",
+    ),
+]
+"""The tenant a status or cancel request is about."""
+
+
 class StatusRequest(Message):
     """Ask for the state of one task by id."""
 
     task_id: str = Field(pattern=TOKEN_PATTERN, description="Id of the task.")
+    tenant: TaskTenant = None
 
 
 class StatusReply(Message):
@@ -371,6 +391,7 @@ class CancelRequest(Message):
     """Cancel one task: a queued task never runs, a running attempt is stopped on its agent."""
 
     task_id: str = Field(pattern=TOKEN_PATTERN, description="Id of the task.")
+    tenant: TaskTenant = None
 
 
 class CancelReply(Message):

@@ -23,8 +23,10 @@ DEFAULT_LANE = "normal"
 """The lane of a submit subject without a lane token: every task published before lanes existed."""
 TASK_RESULT_ALL = f"{PREFIX}.task.result.>"
 TASK_DEAD_ALL = f"{PREFIX}.task.dead.>"
-TASK_STATUS = f"{PREFIX}.task.status"
-TASK_CANCEL = f"{PREFIX}.task.cancel"
+TASK_STATUS_ALL = f"{PREFIX}.task.status.*"
+TASK_CANCEL_ALL = f"{PREFIX}.task.cancel.*"
+OPEN_TENANT = "_open"
+"""Tenant of a connection without a user name (open mode, where nobody's identity is checked)."""
 TASK_CANCELLED_ALL = f"{PREFIX}.task.cancelled.>"
 TASK_PROGRESS_ALL = f"{PREFIX}.task.progress.>"
 
@@ -58,15 +60,16 @@ JS_API_PREFIX = "$JS.API"
 
 # Subject templates, used as span names so that ids never leak into trace names.
 TEMPLATES = {
-    "submit": f"{PREFIX}.task.submit.{{capability}}",
-    "submit_lane": f"{PREFIX}.task.submit.{{capability}}.{{priority}}",
-    "result": f"{PREFIX}.task.result.{{task_id}}",
+    "submit": f"{PREFIX}.task.submit.{{tenant}}.{{capability}}.{{priority}}",
+    "result": f"{PREFIX}.task.result.{{tenant}}.{{task_id}}",
+    "status": f"{PREFIX}.task.status.{{tenant}}",
+    "cancel": f"{PREFIX}.task.cancel.{{tenant}}",
     "dead": f"{PREFIX}.task.dead.{{capability}}",
     "run": f"{PREFIX}.agent.{{agent_id}}.run",
     "batch": f"{PREFIX}.agent.{{agent_id}}.batch",
     "agent_cancel": f"{PREFIX}.agent.{{agent_id}}.cancel",
-    "cancelled": f"{PREFIX}.task.cancelled.{{task_id}}",
-    "progress": f"{PREFIX}.task.progress.{{task_id}}",
+    "cancelled": f"{PREFIX}.task.cancelled.{{tenant}}.{{task_id}}",
+    "progress": f"{PREFIX}.task.progress.{{tenant}}.{{task_id}}",
     "heartbeat": f"{PREFIX}.swarm.heartbeat.{{agent_id}}",
     "register": f"{PREFIX}.swarm.register.{{agent_id}}",
     "leave": f"{PREFIX}.swarm.leave.{{agent_id}}",
@@ -77,7 +80,7 @@ TEMPLATES = {
 
 _TOKEN = re.compile(r"^[A-Za-z0-9_-]+$")
 _SUBMIT_DEPTH = TASK_SUBMIT_ALL.count(".")
-"""Index of the capability token in a submit subject (the lane token follows it)."""
+"""Index of the tenant token in a submit subject (capability and lane follow it)."""
 
 
 def check_token(value: str, what: str) -> str:
@@ -98,28 +101,39 @@ def check_lane(lane: str) -> str:
     return lane
 
 
-def task_submit(capability: str, priority: str = DEFAULT_LANE) -> str:
-    """Subject a task for `capability` in lane `priority` is published to (the task stream's).
+def task_submit(tenant: str, capability: str, priority: str = DEFAULT_LANE) -> str:
+    """Subject `tenant`'s task for `capability` in lane `priority` is published to.
 
-    The normal lane has no lane token (`hub.task.submit.<capability>`, as before lanes existed);
-    the others end in theirs (`hub.task.submit.<capability>.<priority>`).
+    `hub.task.submit.<tenant>.<capability>.<priority>`: the tenant is the submitter's NATS user,
+    so server permissions (each client may publish under its own user only) vouch for it.
     """
-    subject = f"{PREFIX}.task.submit.{check_token(capability, 'capability')}"
-    if priority == DEFAULT_LANE:
-        return subject
-    return f"{subject}.{check_lane(priority)}"
+    return (
+        f"{PREFIX}.task.submit.{check_token(tenant, 'tenant')}."
+        f"{check_token(capability, 'capability')}.{check_lane(priority)}"
+    )
+
+
+def tenant_submits(tenant: str) -> str:
+    """Every submit subject of one tenant (what its permissions let it publish)."""
+    return f"{PREFIX}.task.submit.{check_token(tenant, 'tenant')}.>"
 
 
 def submit_template(priority: str = DEFAULT_LANE) -> str:
-    """The span template of a submit subject in lane `priority`."""
-    return TEMPLATES["submit"] if priority == DEFAULT_LANE else TEMPLATES["submit_lane"]
+    """The span template of a submit subject (the same in every lane)."""
+    return TEMPLATES["submit"]
 
 
 def lane_filter(lane: str) -> str:
-    """The submit subjects of one lane: the task stream's subjects and its consumer's filter."""
-    if lane == DEFAULT_LANE:
-        return f"{PREFIX}.task.submit.*"
-    return f"{PREFIX}.task.submit.*.{check_lane(lane)}"
+    """The submit subjects of one lane (every tenant, every capability)."""
+    return f"{PREFIX}.task.submit.*.*.{check_lane(lane)}"
+
+
+def lane_filters(lane: str) -> list[str]:
+    """What the task stream captures and one lane's consumer takes: the lane's submit subjects,
+    then those of before tenants (`hub.task.submit.<capability>[.<lane>]`, read as the open-mode
+    tenant's), so that tasks stored before an upgrade still run."""
+    legacy = f"{PREFIX}.task.submit.*"
+    return [lane_filter(lane), legacy if lane == DEFAULT_LANE else f"{legacy}.{lane}"]
 
 
 def lane_consumer(lane: str) -> str:
@@ -129,25 +143,83 @@ def lane_consumer(lane: str) -> str:
     return f"{ROUTER_CONSUMER}-{check_lane(lane)}"
 
 
+def submit_parts(subject: str) -> tuple[str, str, str]:
+    """(tenant, capability, lane) of a task submit subject; one from before tenants (without a
+    tenant token) is the open-mode tenant's."""
+    parts = subject.split(".")[_SUBMIT_DEPTH:]
+    if len(parts) >= 3:
+        return parts[0], parts[1], parts[2]
+    if len(parts) == 2:
+        return OPEN_TENANT, parts[0], parts[1]
+    return OPEN_TENANT, parts[0] if parts else "", DEFAULT_LANE
+
+
 def lane_of(subject: str) -> str:
     """The lane of a task submit subject."""
-    parts = subject.split(".")
-    return parts[_SUBMIT_DEPTH + 1] if len(parts) > _SUBMIT_DEPTH + 1 else DEFAULT_LANE
+    return submit_parts(subject)[2]
 
 
-def task_result(task_id: str) -> str:
-    """Subject the final result event of one task is published on."""
-    return f"{PREFIX}.task.result.{check_token(task_id, 'task id')}"
+def tenant_of(subject: str) -> str:
+    """The tenant (submitter's NATS user) of a task submit subject."""
+    return submit_parts(subject)[0]
 
 
-def task_cancelled(task_id: str) -> str:
-    """Subject every router hears a cancellation of one task on."""
-    return f"{PREFIX}.task.cancelled.{check_token(task_id, 'task id')}"
+def task_result(tenant: str, task_id: str) -> str:
+    """Subject the final result event of one tenant's task is published on."""
+    return f"{PREFIX}.task.result.{_scoped(tenant, task_id)}"
 
 
-def task_progress(task_id: str) -> str:
-    """Subject the progress events of one task (when it asked for them) are published on."""
-    return f"{PREFIX}.task.progress.{check_token(task_id, 'task id')}"
+def tenant_results(tenant: str) -> str:
+    """The result events of every task of one tenant."""
+    return f"{PREFIX}.task.result.{check_token(tenant, 'tenant')}.>"
+
+
+def result_key(tenant: str, task_id: str) -> str:
+    """Key of one tenant's task's final result in the results bucket: `<tenant>.<task id>`."""
+    return _scoped(tenant, task_id)
+
+
+def tenant_result_gets(tenant: str, api_prefix: str = JS_API_PREFIX) -> str:
+    """Direct gets of one tenant's keys of the results bucket, and of no one else's."""
+    stream = kv_stream(RESULTS_BUCKET)
+    return (
+        f"{api_prefix}.DIRECT.GET.{stream}.$KV.{RESULTS_BUCKET}.{check_token(tenant, 'tenant')}.>"
+    )
+
+
+def task_status(tenant: str) -> str:
+    """Subject one tenant asks the routers for the state of its own tasks on."""
+    return f"{PREFIX}.task.status.{check_token(tenant, 'tenant')}"
+
+
+def task_cancel(tenant: str) -> str:
+    """Subject one tenant asks the routers to cancel its own tasks on."""
+    return f"{PREFIX}.task.cancel.{check_token(tenant, 'tenant')}"
+
+
+def task_cancelled(tenant: str, task_id: str) -> str:
+    """Subject every router hears a cancellation of one tenant's task on."""
+    return f"{PREFIX}.task.cancelled.{_scoped(tenant, task_id)}"
+
+
+def task_progress(tenant: str, task_id: str) -> str:
+    """Subject the progress events of a tenant's task (when it asked for them) go out on."""
+    return f"{PREFIX}.task.progress.{_scoped(tenant, task_id)}"
+
+
+def tenant_progress(tenant: str) -> str:
+    """The progress events of every task of one tenant."""
+    return f"{PREFIX}.task.progress.{check_token(tenant, 'tenant')}.>"
+
+
+def scoped_of(subject: str) -> tuple[str, str]:
+    """(tenant, task id) of a result, progress or cancelled subject."""
+    tenant, task_id = subject.rsplit(".", 2)[-2:]
+    return tenant, task_id
+
+
+def _scoped(tenant: str, task_id: str) -> str:
+    return f"{check_token(tenant, 'tenant')}.{check_token(task_id, 'task id')}"
 
 
 def task_dead(capability: str) -> str:
@@ -233,8 +305,7 @@ RESULT_REPUBLISH = (kv_keys(RESULTS_BUCKET), TASK_RESULT_ALL)
 
 def capability_of(subject: str) -> str:
     """Return the capability token of a task submit subject (of any lane)."""
-    parts = subject.split(".", _SUBMIT_DEPTH + 1)
-    return parts[_SUBMIT_DEPTH] if len(parts) > _SUBMIT_DEPTH else parts[-1]
+    return submit_parts(subject)[1]
 
 
 def srv_subjects(verb: str, name: str, instance_id: str) -> list[str]:

@@ -251,8 +251,10 @@ class Results:
         self._sub: Any = None
 
     async def start(self) -> None:
-        """Subscribe to every result event."""
-        self._sub = await self.client.bus.nc.subscribe(subjects.TASK_RESULT_ALL, cb=self._on)
+        """Subscribe to every result event of the client's tenant."""
+        self._sub = await self.client.bus.nc.subscribe(
+            subjects.tenant_results(self.client.tenant), cb=self._on
+        )
         await self.client.bus.nc.flush()
 
     async def _on(self, msg: Msg) -> None:

@@ -89,8 +89,8 @@ class AgentWorker(Service):
         self.memo_hits = 0
         self.busy = telemetry.RateLimited(10.0)  # BUSY answers: counted, summarised in the log
         self._background: set[asyncio.Task[bool]] = set()
-        # Attempts running here by task id, and those a cancel has stopped.
-        self._running: dict[str, asyncio.Task[Any]] = {}
+        # Attempts running here by (tenant, task id), and those a cancel has stopped.
+        self._running: dict[tuple[str | None, str], asyncio.Task[Any]] = {}
         self._cancel_requested: set[asyncio.Task[Any]] = set()
         self.heartbeat_interval = self.settings.heartbeat_interval
         # Above capacity so that excess requests get a quick BUSY instead of waiting.
@@ -209,7 +209,8 @@ class AgentWorker(Service):
         last = _last_attempt_note(capability, request.attempt)
         current = asyncio.current_task()
         assert current is not None
-        self._running[task.id] = current
+        running = (request.tenant, task.id)
+        self._running[running] = current
         try:
             if memo_key is not None:
                 hit, value = await self.cache.get(subjects.MEMO_NAMESPACE, memo_key)
@@ -260,8 +261,8 @@ class AgentWorker(Service):
                 retryable=not last,
             ) from None
         finally:
-            if self._running.get(task.id) is current:
-                del self._running[task.id]
+            if self._running.get(running) is current:
+                del self._running[running]
             self.in_flight -= 1
             metrics.WORKER_IN_FLIGHT.dec()
             metrics.child(metrics.WORKER_TASKS, task.capability, status).inc()
@@ -273,7 +274,7 @@ class AgentWorker(Service):
     async def cancel_task(self, request: CancelRequest) -> None:
         """Stop the attempt of a cancelled task if it runs here (a sync function's thread runs on
         until it returns, its output dropped; an isolated one's child process is killed)."""
-        running = self._running.get(request.task_id)
+        running = self._running.get((request.tenant, request.task_id))
         if running is not None:
             self._cancel_requested.add(running)
             running.cancel()

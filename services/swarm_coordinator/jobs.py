@@ -55,7 +55,6 @@ PURGE_DELETES_EVERY_S = 300.0
 FETCHERS = 16
 CANCEL_CONCURRENCY = 32
 REDUCE_N = -1
-RESULT_PREFIX = subjects.task_result("x")[:-1]
 DONE_EVENT_ROOM = 512  # bytes a done JobProgress adds around the result it carries
 
 
@@ -144,6 +143,9 @@ class Jobs:
             replicas=self.settings.replicas,
         )
         self.results: KeyValue = await bus.js.key_value(subjects.RESULTS_BUCKET)
+        # Sub-tasks are the coordinator's own (its user is their tenant): their result events
+        # come on its tenant's subjects and their results are kept under its tenant's keys.
+        self.result_prefix = subjects.task_result(bus.tenant, "x")[:-1]
         self.client = SwarmClient(bus)
         await bus.nc.subscribe(subjects.SWARM_JOB_ADOPT, cb=self._on_adopt)
         for i in range(FETCHERS):
@@ -396,7 +398,7 @@ class Jobs:
         async with self._results_lock:
             if self._results_sub is None:
                 self._results_sub = await self.bus.nc.subscribe(
-                    subjects.TASK_RESULT_ALL, cb=self._on_result
+                    subjects.tenant_results(self.bus.tenant), cb=self._on_result
                 )
 
     async def _stop_hearing_if_idle(self) -> None:
@@ -640,7 +642,7 @@ class Jobs:
         stored (no process may publish them, roles.py), so the event is as trustworthy as the
         store and saves a read per sub-task. One that does not decode is looked up in the store.
         """
-        task_id = msg.subject[len(RESULT_PREFIX) :]
+        task_id = msg.subject[len(self.result_prefix) :]
         entry = self.pending.get(task_id)
         if entry is None or not holds_value(msg):
             return
@@ -665,7 +667,7 @@ class Jobs:
         if entry is None:
             return
         try:
-            stored = await self.results.get(task_id)
+            stored = await self.results.get(subjects.result_key(self.bus.tenant, task_id))
         except KeyNotFoundError:
             return
         data = stored.value or b""

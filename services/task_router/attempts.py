@@ -70,15 +70,16 @@ class Attempts:
         # Dispatches per agent, so that an agent leaving ends its attempts at once.
         self.dispatches: dict[str, set[asyncio.Task[Any]]] = {}
         self._gone: set[asyncio.Task[Any]] = set()
-        # The agent running each dispatched task, so a cancel can reach its attempt.
+        # The agent running each dispatched task (by result key), so a cancel can reach it.
         self._running_on: dict[str, str] = {}
 
-    def agent_of(self, task_id: str) -> str | None:
-        """The agent running an attempt of `task_id` right now, if any."""
-        return self._running_on.get(task_id)
+    def agent_of(self, tenant: str, task_id: str) -> str | None:
+        """The agent running an attempt of `tenant`'s task `task_id` right now, if any."""
+        return self._running_on.get(subjects.result_key(tenant, task_id))
 
     async def progress(
         self,
+        tenant: str,
         task: Task,
         state: Literal["running", "retrying", "waiting"],
         attempt: int = 0,
@@ -91,7 +92,9 @@ class Attempts:
         )
         with contextlib.suppress(ServiceError):
             await self.bus.publish(
-                subjects.task_progress(task.id), event, template=subjects.TEMPLATES["progress"]
+                subjects.task_progress(tenant, task.id),
+                event,
+                template=subjects.TEMPLATES["progress"],
             )
 
     def agent_gone(self, agent_id: str) -> None:
@@ -121,17 +124,18 @@ class Attempts:
         raw: dict[str, Any],
         queued_at: float,
         lane: str = subjects.DEFAULT_LANE,
+        tenant: str = subjects.OPEN_TENANT,
     ) -> Outcome:
         """One attempt of `task` (`raw` is its decoded body, `queued_at` when its message was
-        stored, `lane` the priority lane it came from): a final result, a retry, or a deferral
-        that frees the slot."""
+        stored, `lane` the priority lane it came from, `tenant` who submitted it): a final
+        result, a retry, or a deferral that frees the slot."""
         traced = tracing.sampled()  # (the consumer span records: a sampled trace)
         if traced:
             # The consumer span: which task, and its real subject (validated against it).
             tracing.annotate(
                 task_id=task.id,
                 capability=task.capability,
-                destination=subjects.task_submit(task.capability, lane),
+                destination=subjects.task_submit(tenant, task.capability, lane),
             )
         rank = RANKS[lane]
         deferred = defer_for(task, time.time())
@@ -182,7 +186,7 @@ class Attempts:
                 rejected.clear()
                 if task.progress and not told_waiting and orphan:
                     told_waiting = True
-                    await self.progress(task, "waiting", task.attempt + 1)
+                    await self.progress(tenant, task, "waiting", task.attempt + 1)
                 # Held for want of any agent with the capability: what the no-agent alert sees.
                 orphans = (
                     metrics.child(
@@ -211,11 +215,11 @@ class Attempts:
             if traced:
                 tracing.annotate(attempt=attempt, agent_id=agent.agent_id)
             if task.progress:
-                await self.progress(task, "running", attempt, agent.agent_id)
+                await self.progress(tenant, task, "running", attempt, agent.agent_id)
             dispatched = time.time()
             started = time.perf_counter()
             try:
-                reply = await self._dispatch(agent.agent_id, task, raw, attempt)
+                reply = await self._dispatch(agent.agent_id, tenant, task, raw, attempt)
             except ServiceError as exc:
                 elapsed = time.perf_counter() - started
                 if exc.code is ErrorCode.BUSY:
@@ -268,16 +272,17 @@ class Attempts:
             )
 
     async def _dispatch(
-        self, agent_id: str, task: Task, raw: dict[str, Any], attempt: int
+        self, agent_id: str, tenant: str, task: Task, raw: dict[str, Any], attempt: int
     ) -> RunReply:
         """Request one attempt from one agent; its departure ends the wait at once."""
         # The task travels as it arrived (decoded and validated once), not re-dumped from the model.
-        body = codec.pack({"task": raw, "attempt": attempt})
+        body = codec.pack({"task": raw, "attempt": attempt, "tenant": tenant})
         current = asyncio.current_task()
         assert current is not None
         pending = self.dispatches.setdefault(agent_id, set())
         pending.add(current)
-        self._running_on[task.id] = agent_id
+        running = subjects.result_key(tenant, task.id)
+        self._running_on[running] = agent_id
         counted = task.capability if self.settings.capability_share < 1.0 else None
         self.view.acquire(agent_id, counted)
         started = time.perf_counter()
@@ -318,7 +323,7 @@ class Attempts:
                 retryable=True,
             ) from None
         finally:
-            self._running_on.pop(task.id, None)
+            self._running_on.pop(running, None)
             pending.discard(current)
             if not pending and self.dispatches.get(agent_id) is pending:
                 del self.dispatches[agent_id]

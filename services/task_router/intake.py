@@ -22,8 +22,9 @@ from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
-from swarmhub import metrics
+from swarmhub import metrics, subjects
 from swarmhub.task_router.lanes import ACTIVE_FOR, WEIGHTS, LanePlanner, LaneState
+from swarmhub.task_router.tenants import TenantGate
 
 PULL_BATCH = 64
 """Most messages asked for by one pull request."""
@@ -113,8 +114,10 @@ class Intake:
         stopping: asyncio.Event,
         log: Any,
         clock: Callable[[], float] = time.monotonic,
+        gate: TenantGate | None = None,
     ) -> None:
         self.nc = nc
+        self.gate = gate or TenantGate(slots)
         self.handle = handle
         self.slots = slots
         self.ack_wait = ack_wait
@@ -256,11 +259,20 @@ class Intake:
                 await msg.nak()
             self._wake.set()
             return
-        self.held[meta.sequence.stream] = msg
+        seq = meta.sequence.stream
+        tenant = subjects.tenant_of(msg.subject)
+        if not self.gate.admit(tenant, seq, meta.num_delivered):
+            # Its tenant holds its share of the slots: back to the stream for a while, so that
+            # the free slots go to other tenants' tasks.
+            with contextlib.suppress(Exception):
+                await msg.nak(delay=self.gate.defer(seq))
+            self._wake.set()
+            return
+        self.held[seq] = msg
         lane.held += 1
-        self.track(self._run(lane, msg))
+        self.track(self._run(lane, msg, tenant))
 
-    async def _run(self, lane: _Lane, msg: Msg) -> None:
+    async def _run(self, lane: _Lane, msg: Msg, tenant: str) -> None:
         seq = msg.metadata.sequence.stream
         try:
             await self.handle(msg, lane.name)
@@ -276,6 +288,7 @@ class Intake:
                 await msg.nak(delay=1.0)
         finally:
             self.held.pop(seq, None)
+            self.gate.release(tenant)
             lane.held -= 1
             if (
                 self.planner.contended

@@ -18,7 +18,10 @@ from swarmhub.tracing import SpanKind
 
 
 class ResultStore:
-    """Writes final results to the results bucket (first writer wins) and announces them."""
+    """Writes final results to the results bucket (first writer wins) and announces them.
+
+    Results are kept per tenant (`<tenant>.<task id>`), so one tenant's id never reaches another's.
+    """
 
     def __init__(self, bus: Bus, kv: KeyValue) -> None:
         self.bus = bus
@@ -26,18 +29,18 @@ class ResultStore:
         self.retry_for = 10.0
         self.by_status: dict[str, int] = {}
 
-    async def exists(self, task_id: str) -> bool:
-        """Whether a task already has its final result."""
+    async def exists(self, tenant: str, task_id: str) -> bool:
+        """Whether a tenant's task already has its final result."""
         try:
-            await self.kv.get(task_id)
+            await self.kv.get(subjects.result_key(tenant, task_id))
             return True
         except KeyNotFoundError:
             return False
 
-    async def get(self, task_id: str) -> TaskResult | None:
-        """The stored result of a task, if any."""
+    async def get(self, tenant: str, task_id: str) -> TaskResult | None:
+        """The stored result of a tenant's task, if any."""
         try:
-            entry = await self.kv.get(task_id)
+            entry = await self.kv.get(subjects.result_key(tenant, task_id))
         except KeyNotFoundError:
             return None
         return self.bus.decode(entry.value or b"", TaskResult)
@@ -58,8 +61,9 @@ class ResultStore:
             )
             return failed, self.bus.encode(failed)
 
-    async def record(self, result: TaskResult) -> bool:
-        """Store the one final result (its event follows); False when another got there first."""
+    async def record(self, tenant: str, result: TaskResult) -> bool:
+        """Store a tenant's task's one final result (its event follows); False when another got
+        there first."""
         result, data = self.encode(result)
         traced = tracing.sampled()  # (the delivery's span records: a sampled trace)
         if traced:
@@ -69,11 +73,11 @@ class ResultStore:
                 tracing.annotate(task_id=result.task_id, status=result.status.value)
             # The write is the announcement: once stored, the bucket republishes it as the
             # result event (a refused second write is never republished).
-            event = subjects.task_result(result.task_id) if traced else None
+            event = subjects.task_result(tenant, result.task_id) if traced else None
             with tracing.send_span(
                 subjects.TEMPLATES["result"], SpanKind.PRODUCER, None, len(data), event
             ):
-                if not await self._create(result.task_id, data):
+                if not await self._create(subjects.result_key(tenant, result.task_id), data):
                     return False
         status = result.status.value
         self.by_status[status] = self.by_status.get(status, 0) + 1
@@ -85,9 +89,9 @@ class ResultStore:
         )
         return True
 
-    async def _create(self, task_id: str, data: bytes) -> bool:
+    async def _create(self, key: str, data: bytes) -> bool:
         """Create-only write, retried in place (the message stays held) while the store is away."""
-        return await create_once(self.bus, subjects.RESULTS_BUCKET, task_id, data, self.retry_for)
+        return await create_once(self.bus, subjects.RESULTS_BUCKET, key, data, self.retry_for)
 
 
 def _trace_outcome(result: TaskResult) -> None:

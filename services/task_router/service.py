@@ -13,6 +13,7 @@ from nats.aio.msg import Msg
 from nats.js.api import AckPolicy, ConsumerConfig, ConsumerInfo, DeliverPolicy
 from nats.js.errors import BadRequestError, NotFoundError
 from nats.js.kv import KeyValue
+from pydantic import BaseModel
 
 from swarmhub import codec, metrics, provision, subjects, tracing
 from swarmhub.bus import HDR_MSG_ID
@@ -20,7 +21,7 @@ from swarmhub.config import RouterSettings
 from swarmhub.errors import ErrorCode, ServiceError
 from swarmhub.limits import check_schedule, cut
 from swarmhub.registry import count_alive
-from swarmhub.runtime import Service
+from swarmhub.runtime import Handler, Service
 from swarmhub.schemas import (
     TOKEN_PATTERN,
     AgentRecord,
@@ -41,6 +42,7 @@ from swarmhub.task_router.figures import Backlog, RecentLatencies
 from swarmhub.task_router.intake import Intake
 from swarmhub.task_router.registry import AgentView
 from swarmhub.task_router.results import DeadLetters, ResultStore, count_capabilities
+from swarmhub.task_router.tenants import TenantGate, contention_loop, tenant_cap
 from swarmhub.tracing import SpanKind
 
 _TOKEN = re.compile(TOKEN_PATTERN)
@@ -59,8 +61,19 @@ class TaskRouter(Service):
         self.view = AgentView()
         self.latencies = RecentLatencies()
         self.backlog = Backlog()
-        self.add_endpoint("status", subjects.TASK_STATUS, StatusRequest, self.status)
-        self.add_endpoint("cancel", subjects.TASK_CANCEL, CancelRequest, self.cancel)
+        # The subject names the asking tenant (its permissions allow its own only).
+        endpoints: tuple[tuple[str, str, type[BaseModel], Handler], ...] = (
+            ("status", subjects.TASK_STATUS_ALL, StatusRequest, self.status),
+            ("cancel", subjects.TASK_CANCEL_ALL, CancelRequest, self.cancel),
+        )
+        for name, subject, model, handler in endpoints:
+            template = subjects.TEMPLATES[name]
+            self.add_endpoint(
+                name, subject, model, handler, template=template, subject_key="tenant"
+            )
+        settings = self.settings
+        cap = tenant_cap(settings.router_concurrency, settings.tenant_share)
+        self.tenants = TenantGate(cap, settings.max_deliver)
         self.cancels = Cancels()
         # Tasks created before this router started may have been cancelled before it listened:
         # those are looked up in the result store first (the slack covers clock differences).
@@ -98,12 +111,14 @@ class TaskRouter(Service):
             self.track,
             self.stopping,
             self.log,
+            gate=self.tenants,
         )
         await self.intake.start()
         self.spawn_loop(self.intake.pull_loop(), "pull", drain=True)
         self.spawn_loop(self.intake.keepalive_loop(), "keepalive")
         self.spawn_loop(self._sweep_loop(), "sweep")
         self.spawn_loop(backlog_loop(self.bus, self.log, self.backlog), "backlog")
+        self.spawn_loop(contention_loop(self.bus, self.tenants, self.log), "tenants")
 
     async def _bind_consumers(self) -> list[ConsumerInfo]:
         """Every lane's shared durable consumer, most urgent first.
@@ -122,40 +137,38 @@ class TaskRouter(Service):
         """One lane's durable consumer, created (or narrowed) on first use by any router."""
         js = self.bus.js
         name = subjects.lane_consumer(lane)
-        wanted = subjects.lane_filter(lane)
+        wanted = subjects.lane_filters(lane)
         try:
             found: ConsumerInfo = await js.consumer_info(subjects.TASK_STREAM, name)
         except NotFoundError:
             config = self._consumer_config(name, wanted)
         else:
-            if found.config.filter_subject == wanted and not found.config.filter_subjects:
+            if _filters(found) == wanted:
                 return found
-            self.log.info(
-                "consumer_narrowed", consumer=name, was=found.config.filter_subject, to=wanted
-            )
-            # Same settings (some cannot change), narrower filter; no `name`, so that nats-py
+            self.log.info("consumer_narrowed", consumer=name, was=_filters(found), to=wanted)
+            # Same settings (some cannot change), these filters; no `name`, so that nats-py
             # updates it through DURABLE.CREATE rather than a subject holding the filter.
             config = dataclasses.replace(
-                found.config, name=None, filter_subject=wanted, filter_subjects=None
+                found.config, name=None, filter_subject=None, filter_subjects=wanted
             )
         try:
             created: ConsumerInfo = await js.add_consumer(subjects.TASK_STREAM, config)
         except BadRequestError:
             # Another router created it first (with other settings): use theirs.
             created = await js.consumer_info(subjects.TASK_STREAM, name)
-        if created.config.filter_subject != wanted:
+        if _filters(created) != wanted:
             raise RuntimeError(
                 f"Consumer {name} of {subjects.TASK_STREAM} takes "
-                f"{created.config.filter_subject!r}, not the {lane} lane's {wanted!r}, and could "
+                f"{_filters(created)!r}, not the {lane} lane's {wanted!r}, and could "
                 "not be changed. See docs/ARCHITECTURE.md, Priority lanes, on migrating."
             )
         return created
 
-    def _consumer_config(self, name: str, filter_subject: str) -> ConsumerConfig:
+    def _consumer_config(self, name: str, filter_subjects: list[str]) -> ConsumerConfig:
         """The config a router creates a lane's consumer with."""
         return ConsumerConfig(
             durable_name=name,
-            filter_subject=filter_subject,
+            filter_subjects=filter_subjects,
             ack_policy=AckPolicy.EXPLICIT,
             deliver_policy=DeliverPolicy.ALL,
             ack_wait=self.settings.ack_wait,
@@ -194,6 +207,8 @@ class TaskRouter(Service):
             "p95_window_s": self.latencies.window,
             "backlog": dataclasses.asdict(self.backlog),
             "breakers": self.attempts.breakers.snapshot() if hasattr(self, "attempts") else {},
+            # Counts only: $SRV.STATS is open to every client, tenants' names are not.
+            "tenants": {"contended": self.tenants.contended, "handbacks": self.tenants.handbacks},
         }
 
     # -- registry ---------------------------------------------------------------------------
@@ -250,39 +265,46 @@ class TaskRouter(Service):
     async def _process_traced(self, msg: Msg, header_id: str | None, lane: str) -> None:
         meta = msg.metadata
         capability = subjects.capability_of(msg.subject)
+        # Who submitted it, as the server vouched by letting them publish on this subject.
+        tenant = subjects.tenant_of(msg.subject)
         try:
+            _check_tenant(tenant, msg.subject)
             task, raw = self._decode(msg, capability)
         except ServiceError as exc:
-            task_id = header_id if header_id and _TOKEN.match(header_id) else None
-            await self._reject(msg, task_id, capability, exc)
+            task_id = _header_task_id(tenant, header_id) if _TOKEN.match(tenant) else None
+            await self._reject(msg, tenant, task_id, capability, exc)
             return
-        if task.id in self.cancels or (
-            (meta.num_delivered > 1 or task.created_at < self.listening_since)
-            and await self.results.exists(task.id)
+        key = subjects.result_key(tenant, task.id)
+        delivered = self.tenants.deliveries(meta.sequence.stream, meta.num_delivered)
+        if key in self.cancels or (
+            (delivered > 1 or task.created_at < self.listening_since)
+            and await self.results.exists(tenant, task.id)
         ):
             await msg.ack()  # finished or cancelled already
             return
-        if meta.num_delivered >= self.settings.max_deliver:
+        if delivered >= self.settings.max_deliver:
             error = ErrorInfo(
                 code=ErrorCode.ATTEMPTS_EXHAUSTED,
-                message=f"Delivered {meta.num_delivered} times without a result.",
+                message=f"Delivered {delivered} times without a result.",
             )
             await self.dead.send(msg, task.id, capability, error, attempts=0)
             await self._finish(
-                msg, make_result(task, ResultStatus.DEAD_LETTERED, time.time(), error=error)
+                msg,
+                tenant,
+                make_result(task, ResultStatus.DEAD_LETTERED, time.time(), error=error),
             )
             return
         queued_at = meta.timestamp.timestamp() if meta.timestamp else time.time()
-        current = self.cancels.hold(task.id)
+        current = self.cancels.hold(key)
         try:
-            outcome = await self.attempts.run(task, raw, queued_at, lane)
+            outcome = await self.attempts.run(task, raw, queued_at, lane, tenant)
         except asyncio.CancelledError:
             if not self.cancels.stopped(current):
                 raise
             await msg.ack()  # cancelled while held: its `cancelled` result is already stored
             return
         finally:
-            self.cancels.release(task.id, current)
+            self.cancels.release(key, current)
         if isinstance(outcome, Defer):
             await msg.nak(delay=outcome.delay)
             return
@@ -291,9 +313,9 @@ class TaskRouter(Service):
                 # The retry is a new stream message (its own dedupe id) in the lane the task came
                 # from; the original is acked.
                 await self.bus.js_publish(
-                    subjects.task_submit(task.capability, lane),
+                    subjects.task_submit(tenant, task.capability, lane),
                     outcome.task,
-                    msg_id=outcome.msg_id,
+                    msg_id=f"{tenant}.{outcome.msg_id}",  # dedupe is per tenant, as submits
                     template=subjects.submit_template(lane),
                 )
             except ServiceError as exc:
@@ -314,14 +336,14 @@ class TaskRouter(Service):
                 metrics.TASK_RETRIES.labels(metrics.capabilities(task.capability)).inc()
                 if task.progress:
                     await self.attempts.progress(
-                        task, "retrying", task.attempt + 1, error=outcome.task.last_error
+                        tenant, task, "retrying", task.attempt + 1, error=outcome.task.last_error
                     )
                 await msg.ack()
                 return
         if outcome.dead_letter and outcome.result.error is not None:
             attempts = outcome.result.attempts
             await self.dead.send(msg, task.id, capability, outcome.result.error, attempts)
-        await self._finish(msg, outcome.result)
+        await self._finish(msg, tenant, outcome.result)
 
     def _decode(self, msg: Msg, capability: str) -> tuple[Task, dict[str, Any]]:
         """The task and its raw fields, checked against its subject and the size limits."""
@@ -344,7 +366,7 @@ class TaskRouter(Service):
         return task, raw
 
     async def _reject(
-        self, msg: Msg, task_id: str | None, capability: str, exc: ServiceError
+        self, msg: Msg, tenant: str, task_id: str | None, capability: str, exc: ServiceError
     ) -> None:
         """A task that cannot run as sent: dead-letter it on its first delivery, with the reason."""
         # Cut: a message naming hundreds of bad fields must not fail the rejection itself.
@@ -357,52 +379,83 @@ class TaskRouter(Service):
                 status=ResultStatus.DEAD_LETTERED,
                 error=error,
             )
-            await self._finish(msg, result)
+            await self._finish(msg, tenant, result)
         else:
             await msg.ack()
 
-    async def _finish(self, msg: Msg, result: TaskResult) -> None:
-        """Record the one final result (first writer wins), announce it, then ack."""
-        if await self.results.record(result):
+    async def _finish(self, msg: Msg, tenant: str, result: TaskResult) -> None:
+        """Record a tenant's task's one final result (first writer wins), announce it, then ack."""
+        if await self.results.record(tenant, result):
             self.latencies.add(result.timings.total_ms)
         await msg.ack()
 
     # -- endpoints --------------------------------------------------------------------------
 
     async def cancel(self, req: CancelRequest) -> CancelReply:
-        """Cancel a task: store its `cancelled` result unless it has one, then tell every router.
+        """Cancel one of the asking tenant's tasks: store its `cancelled` result unless it has
+        one, then tell every router.
 
         The id is taken even if no task with it was submitted yet: one submitted later never runs.
         """
+        tenant = req.tenant or subjects.OPEN_TENANT
         error = ErrorInfo(code=ErrorCode.CANCELLED, message="Cancelled by request.")
         result = TaskResult(task_id=req.task_id, status=ResultStatus.CANCELLED, error=error)
-        if not await self.results.record(result):
-            stored = await self.results.get(req.task_id)
+        if not await self.results.record(tenant, result):
+            stored = await self.results.get(tenant, req.task_id)
             return CancelReply(task_id=req.task_id, state="finished", result=stored or result)
         await self.bus.publish(
-            subjects.task_cancelled(req.task_id), b"", template=subjects.TEMPLATES["cancelled"]
+            subjects.task_cancelled(tenant, req.task_id),
+            b"",
+            template=subjects.TEMPLATES["cancelled"],
         )
         return CancelReply(task_id=req.task_id, state="cancelled", result=result)
 
     async def _on_cancelled(self, msg: Msg) -> None:
         """A task was cancelled: never start it; stop it (and its agent's attempt) if held here."""
-        task_id = msg.subject.rsplit(".", 1)[-1]
-        held = self.cancels.add(task_id)
+        tenant, task_id = subjects.scoped_of(msg.subject)
+        held = self.cancels.add(subjects.result_key(tenant, task_id))
         if held is None:
             return
-        agent_id = self.attempts.agent_of(task_id)
+        agent_id = self.attempts.agent_of(tenant, task_id)
         if agent_id is not None:
             with contextlib.suppress(ServiceError):
                 await self.bus.publish(
                     subjects.agent_cancel(agent_id),
-                    CancelRequest(task_id=task_id),
+                    CancelRequest(task_id=task_id, tenant=tenant),
                     template=subjects.TEMPLATES["agent_cancel"],
                 )
         held.cancel()
 
     async def status(self, req: StatusRequest) -> StatusReply:
-        """The stored result of a task, if it has one."""
-        result = await self.results.get(req.task_id)
+        """The stored result of one of the asking tenant's tasks, if it has one."""
+        result = await self.results.get(req.tenant or subjects.OPEN_TENANT, req.task_id)
         if result is None:
             return StatusReply(task_id=req.task_id, state="unknown")
         return StatusReply(task_id=req.task_id, state="done", result=result)
+
+
+def _filters(info: ConsumerInfo) -> list[str]:
+    """The subjects a consumer takes (one filter or several)."""
+    config = info.config
+    return list(
+        config.filter_subjects or ([config.filter_subject] if config.filter_subject else [])
+    )
+
+
+def _check_tenant(tenant: str, subject: str) -> None:
+    """Refuse a task whose subject's tenant token is no valid tenant (only open mode lets anyone
+    publish one: a user's permissions hold its own name, always a valid token)."""
+    if not _TOKEN.match(tenant):
+        raise ServiceError(
+            ErrorCode.INVALID_TASK,
+            f"The tenant of subject {subject[:200]!r} is not 1-128 of A-Z a-z 0-9 _ -: its "
+            "result could not be kept.",
+        )
+
+
+def _header_task_id(tenant: str, header_id: str | None) -> str | None:
+    """The task id a submit's Nats-Msg-Id names (`<tenant>.<task id>`, or a bare id), if valid."""
+    if header_id is None:
+        return None
+    task_id = header_id.removeprefix(f"{tenant}.")
+    return task_id if _TOKEN.match(task_id) else None

@@ -67,9 +67,9 @@ async def submit_stream(
     async def one(task: Task) -> None:
         try:
             await client.bus.js_publish(
-                subjects.task_submit(task.capability, task.priority),
+                subjects.task_submit(client.tenant, task.capability, task.priority),
                 task,
-                msg_id=task.id,
+                msg_id=subjects.result_key(client.tenant, task.id),
                 timeout=timeout,
             )
             ledger.accepted.append(task.id)

@@ -72,24 +72,26 @@ def wire(walkthrough: Path) -> ModuleType:
     spec = importlib.util.spec_from_file_location("protocol_walkthrough", walkthrough)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclass looks its module up there
     spec.loader.exec_module(module)
     return module
 
 
 @pytest.fixture
-async def nc(cluster: LocalCluster, wire: ModuleType) -> AsyncIterator[Client]:
+async def hub(cluster: LocalCluster, wire: ModuleType) -> AsyncIterator[Any]:
     """A connection as the documented `client` user, once the hub has an agent and a router."""
     await wait_for_agents(cluster.url, 1)
-    conn: Client = await wire.connect(cluster.server_url, cluster.config.data_dir)
+    conn = await wire.connect(cluster.server_url, cluster.config.data_dir)
+    assert conn.tenant == "client"
     try:
         yield conn
     finally:
-        await conn.drain()
+        await conn.nc.drain()
 
 
-async def rejected(wire: ModuleType, nc: Client, **fields: Any) -> dict[str, Any]:
+async def rejected(wire: ModuleType, hub: Any, **fields: Any) -> dict[str, Any]:
     """Submit an echo task with `fields`; return its result, which must be a rejection."""
-    result: dict[str, Any] = await wire.run(nc, wire.new_task("echo", {"x": 1}, **fields))
+    result: dict[str, Any] = await wire.run(hub, wire.new_task("echo", {"x": 1}, **fields))
     assert result["status"] == "dead_lettered", result
     assert result["error"]["code"] == "invalid_task" and result["error"]["retryable"] is False
     assert result["error"]["message"].startswith("Rejected task: ")
@@ -116,14 +118,14 @@ def test_the_walkthrough_script_runs_as_printed(cluster: LocalCluster, walkthrou
 
 
 async def test_echo_result_event_equals_the_stored_result_and_submits_dedupe(
-    wire: ModuleType, nc: Client
+    wire: ModuleType, hub: Any
 ) -> None:
     # Given a subscription to the task's result event, made before submitting
     task = wire.new_task("echo", {"text": "hello", "n": [1, 2.5, None]})
-    events = await nc.subscribe(f"hub.task.result.{task['id']}")
+    events = await hub.nc.subscribe(f"hub.task.result.client.{task['id']}")
     # When the task is submitted twice under the same Nats-Msg-Id
-    ack = await wire.submit(nc, task)
-    again = await wire.submit(nc, task)
+    ack = await wire.submit(hub, task)
+    again = await wire.submit(hub, task)
     # Then JetStream stored it once, in HUB_TASKS
     assert ack["stream"] == "HUB_TASKS" and "duplicate" not in ack
     assert again["seq"] == ack["seq"] and again["duplicate"] is True
@@ -132,7 +134,7 @@ async def test_echo_result_event_equals_the_stored_result_and_submits_dedupe(
     await events.unsubscribe()
     assert (event.headers or {}).get("Content-Type") == "application/msgpack"
     result = msgpack.unpackb(event.data, raw=False)
-    assert result == await wire.stored_result(nc, task["id"])
+    assert result == await wire.stored_result(hub, task["id"])
     # And it has every documented field, with the output of an echo
     assert set(result) == documented_fields("TaskResult")
     assert result["task_id"] == task["id"] and result["capability"] == "echo"
@@ -144,117 +146,166 @@ async def test_echo_result_event_equals_the_stored_result_and_submits_dedupe(
 
 
 async def test_status_answers_done_and_errors_carry_service_headers(
-    wire: ModuleType, nc: Client
+    wire: ModuleType, hub: Any
 ) -> None:
+    nc: Client = hub.nc
     # Given a finished task
     task = wire.new_task("echo", {"k": "v"})
-    await wire.run(nc, task)
+    await wire.run(hub, task)
     # When a router is asked for its status, then it answers done with the stored result
-    reply = await nc.request("hub.task.status", msgpack.packb({"task_id": task["id"]}), timeout=5)
+    status_subject = "hub.task.status.client"
+    reply = await nc.request(status_subject, msgpack.packb({"task_id": task["id"]}), timeout=5)
     status = msgpack.unpackb(reply.data)
     assert status["state"] == "done" and status["result"]["output"] == {"k": "v"}
     # When the request is invalid, then the ADR-32 error headers and an ErrorInfo body come back
-    reply = await nc.request("hub.task.status", msgpack.packb({"task_id": "bad id!"}), timeout=5)
+    reply = await nc.request(status_subject, msgpack.packb({"task_id": "bad id!"}), timeout=5)
     headers = reply.headers or {}
     error = msgpack.unpackb(reply.data)
     assert headers["Nats-Service-Error-Code"] == "400"
     assert headers["Swarmhub-Error"] == error["code"] == "bad_request"
     assert "task_id" in headers["Nats-Service-Error"] and error["retryable"] is False
     # And an unknown id is simply unknown
-    reply = await nc.request("hub.task.status", msgpack.packb({"task_id": "never-seen"}), timeout=5)
+    reply = await nc.request(status_subject, msgpack.packb({"task_id": "never-seen"}), timeout=5)
     assert msgpack.unpackb(reply.data)["state"] == "unknown"
+    # And a request naming another tenant than its subject does is refused, naming both
+    other = msgpack.packb({"task_id": task["id"], "tenant": "someone-else"})
+    reply = await nc.request(status_subject, other, timeout=5)
+    assert (reply.headers or {})["Nats-Service-Error-Code"] == "400"
+    assert "subject names 'client'" in msgpack.unpackb(reply.data)["message"]
 
 
 @pytest.mark.parametrize("field", ["created_at", "deadline"])
 async def test_a_timestamp_in_milliseconds_is_rejected_naming_the_unit(
-    wire: ModuleType, nc: Client, field: str
+    wire: ModuleType, hub: Any, field: str
 ) -> None:
     # When a task says when in milliseconds
-    result = await rejected(wire, nc, **{field: (time.time() + 60) * 1000})
+    result = await rejected(wire, hub, **{field: (time.time() + 60) * 1000})
     # Then its result says which field, which unit it must be in, and what it looks like
     message = result["error"]["message"]
     assert f"field '{field}'" in message
     assert "must be seconds since the Unix epoch" in message and "milliseconds" in message
 
 
-async def test_a_relative_deadline_is_rejected_naming_the_unit(
-    wire: ModuleType, nc: Client
-) -> None:
-    result = await rejected(wire, nc, deadline=60)
+async def test_a_relative_deadline_is_rejected_naming_the_unit(wire: ModuleType, hub: Any) -> None:
+    result = await rejected(wire, hub, deadline=60)
     assert "field 'deadline'" in result["error"]["message"]
     assert "seconds since the Unix epoch" in result["error"]["message"]
 
 
-async def test_an_unknown_field_is_rejected_naming_the_field(wire: ModuleType, nc: Client) -> None:
+async def test_an_unknown_field_is_rejected_naming_the_field(wire: ModuleType, hub: Any) -> None:
     # When a task carries a field the protocol does not define (a near miss of `affinity`)
-    result = await rejected(wire, nc, affinity_key="user-7")
+    result = await rejected(wire, hub, affinity_key="user-7")
     # Then the rejection names it
     assert "field 'affinity_key': Extra inputs are not permitted" in result["error"]["message"]
 
 
-async def test_a_capability_other_than_the_subjects_is_rejected(
-    wire: ModuleType, nc: Client
-) -> None:
+async def test_a_capability_other_than_the_subjects_is_rejected(wire: ModuleType, hub: Any) -> None:
     # Given an `echo` task published on the subject of another capability
     task = wire.new_task("echo", {})
-    events = await nc.subscribe(f"hub.task.result.{task['id']}")
+    events = await hub.nc.subscribe(f"hub.task.result.client.{task['id']}")
     try:
-        await nc.request(
-            "hub.task.submit.cpu",
+        await hub.nc.request(
+            "hub.task.submit.client.cpu.normal",
             msgpack.packb(task),
             timeout=5,
-            headers={"Nats-Msg-Id": task["id"]},
+            headers={"Nats-Msg-Id": f"client.{task['id']}"},
         )
-        result = await wire.wait_result(nc, events, task["id"])
+        result = await wire.wait_result(hub, events, task["id"])
     finally:
         await events.unsubscribe()
     # Then it is rejected, naming both
     assert result["status"] == "dead_lettered"
-    assert "does not match its subject 'hub.task.submit.cpu'" in result["error"]["message"]
+    assert (
+        "does not match its subject 'hub.task.submit.client.cpu.normal'"
+        in result["error"]["message"]
+    )
+
+
+async def test_a_user_may_submit_read_and_hear_only_as_itself(
+    cluster: LocalCluster, wire: ModuleType, hub: Any
+) -> None:
+    # Given a finished task of the client user
+    task = wire.new_task("echo", {"mine": True})
+    await wire.run(hub, task)
+    errors: list[str] = []
+
+    async def on_error(exc: Exception) -> None:
+        errors.append(str(exc).lower())
+
+    # When the operator user (another tenant) tries to read, hear or submit as `client`
+    users = json.loads((cluster.config.data_dir / "credentials.json").read_text())["users"]
+    me = next(u for u in users if u["role"] == "operator")
+    nc = await nats.connect(
+        cluster.server_url,
+        user=me["name"],
+        password=me["password"],
+        inbox_prefix="_INBOX.operator",
+        error_cb=on_error,
+        allow_reconnect=False,
+    )
+    try:
+        await nc.subscribe(f"hub.task.result.client.{task['id']}")
+        await nc.flush()
+        key = f"$KV.hub_results.client.{task['id']}"
+        with pytest.raises(NatsTimeout):
+            await nc.request(f"$JS.API.DIRECT.GET.KV_hub_results.{key}", b"", timeout=1)
+        with pytest.raises(NatsTimeout):
+            await nc.request("hub.task.submit.client.echo.normal", msgpack.packb(task), timeout=1)
+    finally:
+        await nc.close()
+    # Then the server refused each, and the operator's own key of that id is empty
+    assert sum("permissions violation" in e for e in errors) == 3, errors
+    # And the same id read as the operator is the operator's own, which it never submitted
+    operator = await wire.connect(cluster.server_url, cluster.config.data_dir, "operator")
+    try:
+        assert await wire.stored_result(operator, task["id"]) is None
+    finally:
+        await operator.nc.drain()
 
 
 async def test_replies_reach_a_user_only_under_its_own_inbox_prefix(
-    cluster: LocalCluster, nc: Client
+    cluster: LocalCluster, hub: Any
 ) -> None:
     # Given the client user's credentials, as the credentials file holds them
     users = json.loads((cluster.config.data_dir / "credentials.json").read_text())["users"]
     me = next(u for u in users if u["role"] == "client")
     # When it connects with the default inbox prefix, then no reply can reach it
     plain = await nats.connect(cluster.server_url, user=me["name"], password=me["password"])
+    status = "hub.task.status.client"
     try:
         with pytest.raises(NatsTimeout):
-            await plain.request("hub.task.status", msgpack.packb({"task_id": "x"}), timeout=1)
+            await plain.request(status, msgpack.packb({"task_id": "x"}), timeout=1)
     finally:
         await plain.close()
     # While the same request under `_INBOX.client` is answered
-    reply = await nc.request("hub.task.status", msgpack.packb({"task_id": "x"}), timeout=5)
+    reply = await hub.nc.request(status, msgpack.packb({"task_id": "x"}), timeout=5)
     assert msgpack.unpackb(reply.data)["state"] == "unknown"
 
 
 async def test_a_rejected_task_leaves_a_dead_letter_with_its_original_body(
-    cluster: LocalCluster, wire: ModuleType, nc: Client
+    cluster: LocalCluster, wire: ModuleType, hub: Any
 ) -> None:
     # Given a task rejected at intake, for a capability of its own so its letter is easy to find
     capability = f"conformance-{time.monotonic_ns()}"
     task = wire.new_task(capability, {"x": 1}, created_at=time.time() * 1000)
-    result = await wire.run(nc, task)
+    result = await wire.run(hub, task)
     assert result["status"] == "dead_lettered"
     # When an operator reads the last letter on that capability's dead-letter subject
     operator = await wire.connect(cluster.server_url, cluster.config.data_dir, "operator")
     try:
-        reply = await operator.request(
+        reply = await operator.nc.request(
             "$JS.API.STREAM.MSG.GET.HUB_DEAD",
             json.dumps({"last_by_subj": f"hub.task.dead.{capability}"}).encode(),
             timeout=5,
         )
     finally:
-        await operator.drain()
+        await operator.nc.drain()
     stored = json.loads(reply.data)["message"]
     letter = msgpack.unpackb(base64.b64decode(stored["data"]), raw=False)
     # Then it holds the documented fields, the same error as the result and the bytes sent
     assert set(letter) == documented_fields("DeadLetter")
     assert letter["task_id"] == task["id"] and letter["capability"] == capability
-    assert letter["subject"] == f"hub.task.submit.{capability}"
+    assert letter["subject"] == f"hub.task.submit.client.{capability}.normal"
     assert letter["error"] == result["error"] and letter["attempts"] == 0
     assert letter["body"] == msgpack.packb(task, use_bin_type=True)
     assert letter["body_truncated"] is False

@@ -98,8 +98,8 @@ async def targets(client: SwarmClient) -> list[Target]:
         Target(subjects.CACHE_MEMO_SET, CacheSet),
         Target(subjects.CACHE_DEL, CacheKey),
         Target(subjects.CACHE_STATS, Empty),
-        Target(subjects.TASK_STATUS, StatusRequest),
-        Target(subjects.TASK_CANCEL, CancelRequest),
+        Target(subjects.task_status(client.tenant), StatusRequest),
+        Target(subjects.task_cancel(client.tenant), CancelRequest),
         Target(subjects.swarm_register(FAKE_AGENT), AgentRegistration),
         Target(subjects.swarm_leave(FAKE_AGENT), LeaveRequest),
         Target(subjects.TEMPLATES["heartbeat"].format(agent_id=FAKE_AGENT), Heartbeat),
@@ -168,7 +168,9 @@ async def test_the_router_takes_hostile_tasks_from_the_stream(
     doc = data.draw(near_valid(Task) | hostile_bytes(), label="task")
     body = doc if isinstance(doc, bytes) else codec.pack(doc)
     ack = await client.bus.js.publish(
-        subjects.task_submit("echo"), body, headers={HDR_MSG_ID: f"hostile-{time.time_ns()}"}
+        subjects.task_submit(client.tenant, "echo"),
+        body,
+        headers={HDR_MSG_ID: f"hostile-{time.time_ns()}"},
     )
     assert ack.seq
 

@@ -69,7 +69,9 @@ async def test_a_near_limit_task_is_dead_lettered_and_routing_goes_on(
     task_id = "near-limit-1"
     body = _echo_body(task_id, max_payload - 110)
     assert len(body) == max_payload - 110
-    await client.bus.js.publish(subjects.task_submit("echo"), body, headers={HDR_MSG_ID: task_id})
+    await client.bus.js.publish(
+        subjects.task_submit(client.tenant, "echo"), body, headers={HDR_MSG_ID: task_id}
+    )
     # When the router takes it, Then it is dead-lettered at once with a reason naming the limit
     result = await client.wait(task_id, timeout=20, check=False)
     assert result.status is ResultStatus.DEAD_LETTERED
@@ -129,7 +131,7 @@ async def test_schedules_beyond_the_horizon_and_tasks_without_ids_are_refused(
         await client.submit(decade)
     # Sent around the client, the router dead-letters it on its first delivery
     await client.bus.js.publish(
-        subjects.task_submit("echo"),
+        subjects.task_submit(client.tenant, "echo"),
         codec.encode(decade),
         headers={HDR_MSG_ID: decade.id},
     )
@@ -138,7 +140,9 @@ async def test_schedules_beyond_the_horizon_and_tasks_without_ids_are_refused(
     assert result.error is not None and "NOT_BEFORE_HORIZON" in result.error.message
     # A body without an id is refused as such (the header id is where its result goes)
     body = msgpack.packb({"capability": "echo", "payload": {}})
-    await client.bus.js.publish(subjects.task_submit("echo"), body, headers={HDR_MSG_ID: "no-id-1"})
+    await client.bus.js.publish(
+        subjects.task_submit(client.tenant, "echo"), body, headers={HDR_MSG_ID: "no-id-1"}
+    )
     nameless = await client.wait("no-id-1", timeout=10, check=False)
     assert nameless.status is ResultStatus.DEAD_LETTERED
     assert nameless.error is not None and "has no 'id'" in nameless.error.message
@@ -151,7 +155,7 @@ async def test_a_task_naming_hundreds_of_unknown_fields_is_rejected_once(
     fields = {f"unknown_field_number_{i}": i for i in range(150)}
     body = codec.pack({"id": "many-fields-1", "capability": "echo", **fields})
     await client.bus.js.publish(
-        subjects.task_submit("echo"), body, headers={HDR_MSG_ID: "many-fields-1"}
+        subjects.task_submit(client.tenant, "echo"), body, headers={HDR_MSG_ID: "many-fields-1"}
     )
     # Then it still ends, dead-lettered with a cut reason, instead of being redelivered forever
     result = await client.wait("many-fields-1", timeout=20, check=False)

@@ -19,12 +19,13 @@ from swarmhub.roles import authorization_block, inbox_for
 
 API = subjects.JS_API_PREFIX
 OTHER_AGENT = "agent-someone-else"
+OTHER_TENANT = "someone-else"
 
 
 @pytest.fixture(scope="module")
 def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[NatsServer, Credentials]]:
     data = tmp_path_factory.mktemp("secured")
-    creds = load_or_create(data, workers=1)
+    creds = load_or_create(data, workers=1, clients=2)
     server = NatsServer(data / "nats", authorization=authorization_block(creds.authorization()))
     server.start()
     try:
@@ -74,7 +75,8 @@ def _denied_everywhere(me: User) -> list[tuple[str, str]]:
         ("pub", f"{API}.STREAM.PURGE.{subjects.kv_stream(subjects.RESULTS_BUCKET)}"),
         ("pub", "$SYS.REQ.SERVER.PING"),
         # Result events are the result bucket's own, republished once stored: nobody sends them.
-        ("pub", subjects.task_result("forged")),
+        ("pub", subjects.task_result(me.name, "forged")),
+        ("pub", subjects.task_result(OTHER_TENANT, "forged")),
     ]
     if me.role != "operator":  # the operator stands in for agents in load tests
         cells += [
@@ -89,7 +91,19 @@ def _denied_everywhere(me: User) -> list[tuple[str, str]]:
             ("pub", subjects.consumer_next(subjects.TASK_STREAM, subjects.ROUTER_CONSUMER)),
             ("pub", subjects.consumer_next(subjects.TASK_STREAM, subjects.lane_consumer("high"))),
             ("pub", f"$JS.ACK.{subjects.TASK_STREAM}.x.1.1.1.1.1"),
-            ("sub", subjects.TASK_STATUS),
+            ("sub", subjects.TASK_STATUS_ALL),
+            # The task API of every tenant but its own (only routers speak for all of them)
+            ("pub", subjects.task_submit(OTHER_TENANT, "echo")),
+            ("pub", subjects.task_status(OTHER_TENANT)),
+            ("pub", subjects.task_cancel(OTHER_TENANT)),
+            ("sub", subjects.tenant_results(OTHER_TENANT)),
+            ("sub", subjects.tenant_progress(OTHER_TENANT)),
+            ("sub", subjects.TASK_RESULT_ALL),
+            ("sub", subjects.TASK_PROGRESS_ALL),
+            ("pub", f"{subjects.tenant_result_gets(OTHER_TENANT)[:-1]}t1"),
+            # A direct get naming its key in the body, or a message get, could read any key.
+            ("pub", f"{API}.DIRECT.GET.{subjects.kv_stream(subjects.RESULTS_BUCKET)}"),
+            ("pub", f"{API}.STREAM.MSG.GET.{subjects.kv_stream(subjects.RESULTS_BUCKET)}"),
         ]
     if me.role != "router":  # swarm jobs run as tasks: the coordinator dispatches nothing
         cells += [("pub", subjects.agent_run(agent))]
@@ -114,8 +128,8 @@ def _denied_everywhere(me: User) -> list[tuple[str, str]]:
     if me.role != "router":
         cells += [
             ("pub", subjects.agent_cancel(agent)),
-            ("pub", subjects.task_cancelled("someone-elses")),
-            ("sub", subjects.TASK_CANCEL),
+            ("pub", subjects.task_cancelled(OTHER_TENANT, "someone-elses")),
+            ("sub", subjects.TASK_CANCEL_ALL),
         ]
     if me.role != "operator":
         cells += [
@@ -123,7 +137,16 @@ def _denied_everywhere(me: User) -> list[tuple[str, str]]:
             ("pub", f"{API}.STREAM.MSG.GET.{subjects.DEAD_STREAM}"),
         ]
     if me.role in ("worker", "cache"):
-        cells += [("pub", subjects.task_submit("echo")), ("sub", subjects.TASK_RESULT_ALL)]
+        cells += [
+            ("pub", subjects.task_submit(me.name, "echo")),
+            ("sub", subjects.tenant_results(me.name)),
+        ]
+    if me.role in ("client", "operator", "worker", "cache"):
+        # Which task ids exist is no one's business but the hub's: no listing of result keys.
+        cells += [("pub", f"{API}.STREAM.INFO.{subjects.kv_stream(subjects.RESULTS_BUCKET)}")]
+    if me.role in ("client", "worker", "cache"):
+        # Nor which tenants have tasks waiting (the task stream's per-subject counts).
+        cells += [("pub", f"{API}.STREAM.INFO.{subjects.TASK_STREAM}")]
     return cells
 
 
@@ -170,31 +193,44 @@ async def test_each_role_still_may_do_its_job(
     secured: tuple[NatsServer, Credentials], provisioned: None
 ) -> None:
     server, creds = secured
-    allowed = {
-        "client": [
-            ("pub", subjects.task_submit("echo")),
-            ("sub", subjects.TASK_RESULT_ALL),
-            ("pub", subjects.SWARM_JOB_SUBMIT),
-            ("pub", subjects.SWARM_JOB_STATUS),
-            ("pub", subjects.SWARM_JOB_CANCEL),
-            ("sub", subjects.SWARM_JOB_EVENT_ALL),
-        ],
-        "operator": [("pub", f"{API}.STREAM.MSG.GET.{subjects.DEAD_STREAM}")],
-        "router": [
-            ("pub", f"$KV.{subjects.RESULTS_BUCKET}.t1"),
-            ("sub", subjects.TASK_STATUS),
-            ("pub", subjects.consumer_next(subjects.TASK_STREAM, subjects.lane_consumer("low"))),
-            ("pub", subjects.task_submit("echo", "critical")),
-        ],
-        "coordinator": [
-            ("sub", subjects.SWARM_HEARTBEAT_ALL),
-            ("sub", subjects.TASK_RESULT_ALL),
-            ("pub", subjects.TASK_CANCEL),
-            ("pub", f"$KV.{subjects.JOBS_BUCKET}.{subjects.job_key('result', 'j1')}"),
-            ("pub", subjects.swarm_job_event("j1")),
-        ],
-        "cache": [("pub", subjects.cache_inval("memo")), ("sub", subjects.CACHE_SET)],
-    }
+
+    def allowed(me: User) -> list[tuple[str, str]]:
+        own = [
+            ("pub", subjects.task_submit(me.name, "echo")),
+            ("pub", subjects.task_status(me.name)),
+            ("pub", subjects.task_cancel(me.name)),
+            ("sub", subjects.tenant_results(me.name)),
+            ("sub", subjects.tenant_progress(me.name)),
+            ("pub", f"{subjects.tenant_result_gets(me.name)[:-1]}t1"),
+        ]
+        return {
+            "client": [
+                *own,
+                ("pub", subjects.SWARM_JOB_SUBMIT),
+                ("pub", subjects.SWARM_JOB_STATUS),
+                ("pub", subjects.SWARM_JOB_CANCEL),
+                ("sub", subjects.SWARM_JOB_EVENT_ALL),
+            ],
+            "operator": [*own, ("pub", f"{API}.STREAM.MSG.GET.{subjects.DEAD_STREAM}")],
+            "router": [
+                ("pub", f"$KV.{subjects.RESULTS_BUCKET}.t1"),
+                ("sub", subjects.TASK_STATUS_ALL),
+                ("sub", subjects.TASK_CANCEL_ALL),
+                (
+                    "pub",
+                    subjects.consumer_next(subjects.TASK_STREAM, subjects.lane_consumer("low")),
+                ),
+                ("pub", subjects.task_submit(OTHER_TENANT, "echo", "critical")),
+            ],
+            "coordinator": [
+                ("sub", subjects.SWARM_HEARTBEAT_ALL),
+                *own,
+                ("pub", f"$KV.{subjects.JOBS_BUCKET}.{subjects.job_key('result', 'j1')}"),
+                ("pub", subjects.swarm_job_event("j1")),
+            ],
+            "cache": [("pub", subjects.cache_inval("memo")), ("sub", subjects.CACHE_SET)],
+        }[me.role]
+
     worker = creds.user("worker")
     assert worker.agent_id
     allowed_worker = [
@@ -204,7 +240,7 @@ async def test_each_role_still_may_do_its_job(
         ("pub", subjects.swarm_leave(worker.agent_id)),
     ]
     for me in creds.users:
-        cells = allowed_worker if me.role == "worker" else allowed[me.role]
+        cells = allowed_worker if me.role == "worker" else allowed(me)
         errors: list[str] = []
         nc = await _connect(with_user(server.url, me), errors)
         for kind, subject in cells:
@@ -260,19 +296,19 @@ async def test_a_result_is_announced_once_by_the_store_and_a_refused_write_never
 
     try:
         for key in ("announce-once", "announce-after"):
-            await listener.subscribe(subjects.task_result(key), cb=on_event)
+            await listener.subscribe(subjects.task_result("client", key), cb=on_event)
         await listener.flush()
         kv = await router.jetstream().key_value(subjects.RESULTS_BUCKET)
         # Given a result stored create-once by the router (which may not send result events)
-        await kv.create("announce-once", b"first")
+        await kv.create(subjects.result_key("client", "announce-once"), b"first")
         await asyncio.wait_for(got.wait(), 10)
         # When a second writer tries to replace it, and is refused
         with pytest.raises(KeyWrongLastSequenceError):
-            await kv.create("announce-once", b"second")
+            await kv.create(subjects.result_key("client", "announce-once"), b"second")
         # Then the store announced only what it stored: by the time a later key's event comes
         # (the server sends in order), nothing was heard of the refused write
         got.clear()
-        await kv.put("announce-after", b"later")
+        await kv.put(subjects.result_key("client", "announce-after"), b"later")
         await asyncio.wait_for(got.wait(), 10)
         assert heard == [b"first", b"later"]
     finally:

@@ -11,17 +11,20 @@ import statistics
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
-import nats
 import pytest
-from nats.js.api import AckPolicy, ConsumerConfig, RetentionPolicy, StreamConfig
 
 from swarmhub import subjects
 from swarmhub.bus import HDR_MSG_ID
 from swarmhub.client import ResultCollector, SwarmClient
 from swarmhub.codec import encode
-from swarmhub.embedded import ClusterConfig, LocalCluster, NatsServer, free_port
+from swarmhub.embedded import ClusterConfig, LocalCluster, free_port
 from swarmhub.schemas import Priority, ResultStatus, Task
-from tests.conftest import services_on, wait_for_agents
+from tests.conftest import (
+    hub_taking_over,
+    lane_consumer_filters,
+    old_hub,
+    wait_for_agents,
+)
 
 LOW_BACKLOG = 2_000
 PER_LANE = 40
@@ -99,7 +102,9 @@ async def test_a_retry_stays_in_its_lane(client: SwarmClient) -> None:
     assert result.status is ResultStatus.FAILED and result.attempts == 2
     # Then its dead letter shows the retry came on the high lane's subject
     letters = [letter for _, letter in await client.dead_letters() if letter.task_id == task.id]
-    assert [letter.subject for letter in letters] == [subjects.task_submit("fail", "high")]
+    assert [letter.subject for letter in letters] == [
+        subjects.task_submit(client.tenant, "fail", "high")
+    ]
     assert letters[0].capability == "fail"
 
 
@@ -108,63 +113,33 @@ async def test_a_hub_from_before_lanes_is_taken_over_without_losing_a_task(
 ) -> None:
     # Given a server holding the task stream and the one consumer of before lanes, with tasks
     # stored in it, some of them already delivered and not acknowledged
-    server = NatsServer(tmp_path / "nats", name="old-hub").start()
-    try:
-        nc = await nats.connect(server.url)
-        js = nc.jetstream()
-        await js.add_stream(
-            StreamConfig(
-                name=subjects.TASK_STREAM,
-                subjects=[subjects.TASK_SUBMIT_ALL],
-                retention=RetentionPolicy.WORK_QUEUE,
-            )
-        )
-        await js.add_consumer(
-            subjects.TASK_STREAM,
-            ConsumerConfig(
-                durable_name=subjects.ROUTER_CONSUMER,
-                filter_subject=subjects.TASK_SUBMIT_ALL,
-                ack_policy=AckPolicy.EXPLICIT,
-                ack_wait=2.0,
-                max_deliver=-1,
-            ),
-        )
+    old_consumer = {subjects.ROUTER_CONSUMER: subjects.TASK_SUBMIT_ALL}
+    async with old_hub(tmp_path, old_consumer, ack_wait=2.0) as (server, js):
         old = [Task(capability="echo", payload={"n": i}) for i in range(20)]
         for task in old:
+            # The subject of before tenants (and lanes): hub.task.submit.<capability>
             await js.publish(
-                subjects.task_submit(task.capability),
+                subjects.lane_filters("normal")[1].replace("*", task.capability),
                 encode(task),
                 headers={HDR_MSG_ID: task.id},
             )
         pull = await js.pull_subscribe_bind(subjects.ROUTER_CONSUMER, subjects.TASK_STREAM)
         assert len(await pull.fetch(5, timeout=2)) == 5  # an old router died holding these
-        await nc.close()
 
         # When the hub of today starts on it
-        with services_on(server.url, tmp_path / "hub", workers=1, worker_concurrency=4) as hub:
-            await wait_for_agents(hub.url, 1)
-            async with await SwarmClient.connect(hub.url) as client:
-                # Then every old task gets its result, and new tasks run in every lane
-                new = [Task(capability="echo", payload={}, priority=p) for p in Priority]
-                collector = await ResultCollector(client).start()
-                try:
-                    await client.submit_many(new)
-                    ids = [t.id for t in old + new]
-                    found = await collector.wait_all(ids, timeout=30)
-                finally:
-                    await collector.stop()
-                assert {r.status for r in found.values()} == {ResultStatus.SUCCEEDED}
-                assert len(found) == len(ids)
-                # And the old consumer now takes the normal lane only, beside the other lanes'
-                admin = await nats.connect(server.url)
-                try:
-                    infos = await admin.jetstream().consumers_info(subjects.TASK_STREAM)
-                finally:
-                    await admin.close()
-                filters = {info.name: info.config.filter_subject for info in infos}
-                assert filters == {
-                    subjects.lane_consumer(lane): subjects.lane_filter(lane)
-                    for lane in subjects.LANES
-                }
-    finally:
-        server.stop()
+        async with hub_taking_over(server.url, tmp_path / "hub") as client:
+            # Then every old task gets its result, and new tasks run in every lane
+            new = [Task(capability="echo", payload={}, priority=p) for p in Priority]
+            collector = await ResultCollector(client).start()
+            try:
+                await client.submit_many(new)
+                ids = [t.id for t in old + new]
+                found = await collector.wait_all(ids, timeout=30)
+            finally:
+                await collector.stop()
+            assert {r.status for r in found.values()} == {ResultStatus.SUCCEEDED}
+            assert len(found) == len(ids)
+        # And the old consumer now takes the normal lane only, beside the other lanes'
+        assert await lane_consumer_filters(js) == {
+            subjects.lane_consumer(lane): subjects.lane_filters(lane) for lane in subjects.LANES
+        }

@@ -73,8 +73,12 @@ async def test_echo_task_returns_its_payload(client: SwarmClient) -> None:
 
 async def test_duplicate_submission_is_deduplicated(client: SwarmClient) -> None:
     task = Task(capability="sleep", payload={"ms": 50})
-    first = await client.bus.js_publish(subjects.task_submit("sleep"), task, msg_id=task.id)
-    second = await client.bus.js_publish(subjects.task_submit("sleep"), task, msg_id=task.id)
+    first = await client.bus.js_publish(
+        subjects.task_submit(client.tenant, "sleep"), task, msg_id=task.id
+    )
+    second = await client.bus.js_publish(
+        subjects.task_submit(client.tenant, "sleep"), task, msg_id=task.id
+    )
     assert not first.duplicate
     assert second.duplicate
     result = await client.wait(task.id, timeout=20, check=False)
@@ -101,7 +105,9 @@ async def _dead_letters(client: SwarmClient, task_id: str) -> list[DeadLetter]:
 async def test_malformed_task_is_dead_lettered_with_a_result(client: SwarmClient) -> None:
     task_id = "malformed-1"
     await client.bus.js.publish(
-        subjects.task_submit("echo"), b"\xc1 definitely not msgpack", headers={HDR_MSG_ID: task_id}
+        subjects.task_submit(client.tenant, "echo"),
+        b"\xc1 definitely not msgpack",
+        headers={HDR_MSG_ID: task_id},
     )
     result = await client.wait(task_id, timeout=20, check=False)
     assert result.status is ResultStatus.DEAD_LETTERED
@@ -112,10 +118,29 @@ async def test_malformed_task_is_dead_lettered_with_a_result(client: SwarmClient
     assert letters[0].body == b"\xc1 definitely not msgpack"
 
 
+async def test_a_task_of_no_valid_tenant_is_dead_lettered_not_retried(
+    client: SwarmClient,
+) -> None:
+    # Given a task whose subject's tenant token no user could have (only open mode lets it in)
+    task = Task(capability="echo", payload={})
+    subject = subjects.task_submit(client.tenant, "echo").replace(client.tenant, "bad~tenant", 1)
+    await client.bus.js.publish(subject, codec.encode(task), headers={HDR_MSG_ID: task.id})
+    # Then it is dead-lettered at once, naming why, and leaves the stream (no result: no key)
+
+    async def lettered() -> bool:
+        letters = [letter for _, letter in await client.dead_letters() if letter.subject == subject]
+        return bool(letters) and "tenant" in letters[0].error.message
+
+    await wait_until(lettered, 20, "the dead letter of the task of no valid tenant")
+    assert await client.result(task.id) is None
+
+
 async def test_schema_invalid_task_names_the_field(client: SwarmClient) -> None:
     task_id = "invalid-field-1"
     body = msgpack.packb({"id": task_id, "capability": "echo", "max_attempts": 0})
-    await client.bus.js.publish(subjects.task_submit("echo"), body, headers={HDR_MSG_ID: task_id})
+    await client.bus.js.publish(
+        subjects.task_submit(client.tenant, "echo"), body, headers={HDR_MSG_ID: task_id}
+    )
     result = await client.wait(task_id, timeout=20, check=False)
     assert result.status is ResultStatus.DEAD_LETTERED
     assert result.error is not None and "field 'max_attempts'" in result.error.message
@@ -138,7 +163,9 @@ async def test_oversize_task_is_refused_by_the_client_and_dead_lettered_by_the_r
     body = msgpack.packb(
         {"id": task_id, "capability": "echo", "payload": {"blob": "y" * (OVERSIZE_LIMIT + 10)}}
     )
-    await client.bus.js.publish(subjects.task_submit("echo"), body, headers={HDR_MSG_ID: task_id})
+    await client.bus.js.publish(
+        subjects.task_submit(client.tenant, "echo"), body, headers={HDR_MSG_ID: task_id}
+    )
     result = await client.wait(task_id, timeout=20, check=False)
     assert result.status is ResultStatus.DEAD_LETTERED
     assert result.error is not None and "above the limit" in result.error.message
@@ -170,11 +197,11 @@ async def test_failures_retry_then_stop(client: SwarmClient) -> None:
 async def test_status_endpoint_reports_done_and_unknown(client: SwarmClient) -> None:
     result = await client.run(Task(capability="echo"), timeout=20, check=False)
     done = await client.bus.request(
-        subjects.TASK_STATUS, StatusRequest(task_id=result.task_id), StatusReply
+        subjects.task_status(client.tenant), StatusRequest(task_id=result.task_id), StatusReply
     )
     assert done.state == "done" and done.result == result
     unknown = await client.bus.request(
-        subjects.TASK_STATUS, StatusRequest(task_id="never-submitted"), StatusReply
+        subjects.task_status(client.tenant), StatusRequest(task_id="never-submitted"), StatusReply
     )
     assert unknown.state == "unknown"
 
@@ -310,7 +337,7 @@ async def test_wait_returns_the_stored_result_not_a_forged_event(client: SwarmCl
     forged = TaskResult(task_id=task.id, status=ResultStatus.SUCCEEDED, output="forged")
     waiting = asyncio.create_task(client.wait(task.id, timeout=20, check=False))
     await asyncio.sleep(0)  # let wait() subscribe before the forgery is sent
-    await client.bus.nc.publish(subjects.task_result(task.id), codec.encode(forged))
+    await client.bus.nc.publish(subjects.task_result(client.tenant, task.id), codec.encode(forged))
     # When the wait ends, Then it holds the hub's stored result, not the forgery
     result = await waiting
     assert result.output == {"slept_ms": 300.0}

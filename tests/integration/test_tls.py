@@ -110,7 +110,7 @@ def test_the_cli_finds_the_ca_and_credentials_in_the_data_folder(
 async def test_plaintext_is_refused(cluster: LocalCluster) -> None:
     assert cluster.config.tls is not None and cluster.credentials is not None
     router = cluster.credentials.user("router")
-    probe = subjects.task_progress("plaintext-probe")
+    probe = subjects.task_progress("operator", "plaintext-probe")
     trust = client_context(cluster.config.tls.ca)
     # Given a client over TLS listening where the router role may publish
     watcher = await nats.connect(cluster.url_as("operator"), tls=trust, allow_reconnect=False)

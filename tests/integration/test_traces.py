@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from swarmhub import subjects
 from swarmhub.client import SwarmClient
 from swarmhub.embedded import LocalCluster
 from swarmhub.loadgen.otlp_sink import Receiver, Span
@@ -87,9 +88,9 @@ def child_of(child: Span, parent: Span) -> None:
     assert child.parent_id == parent.span_id, f"{child.name} is not a child of {parent.name}"
 
 
-SUBMIT = "hub.task.submit.{capability}"
+SUBMIT = "hub.task.submit.{tenant}.{capability}.{priority}"
 RUN = "hub.agent.{agent_id}.run"
-RESULT = "hub.task.result.{task_id}"
+RESULT = "hub.task.result.{tenant}.{task_id}"
 
 
 async def test_a_task_from_the_cli_is_one_trace_client_to_worker_and_back(
@@ -124,13 +125,15 @@ async def test_a_task_from_the_cli_is_one_trace_client_to_worker_and_back(
     # Then the CLI's PRODUCER span is the root, continued by the router's CONSUMER span
     send = only(spans, f"send {SUBMIT}")
     assert (send.service, send.kind, send.parent_id) == ("swarmhub-client", "PRODUCER", "")
-    assert send.attrs["messaging.destination.name"] == "hub.task.submit.echo"
+    assert send.attrs["messaging.destination.name"] == subjects.task_submit(client.tenant, "echo")
     assert send.attrs["messaging.destination.template"] == SUBMIT
-    assert send.attrs["messaging.message.id"] == "traced-ok"
+    assert send.attrs["messaging.message.id"] == subjects.result_key(client.tenant, "traced-ok")
     process = only(spans, f"process {SUBMIT}")
     assert (process.service, process.kind, process.status) == ("task-router", "CONSUMER", "UNSET")
     child_of(process, send)
-    assert process.attrs["messaging.destination.name"] == "hub.task.submit.echo"
+    assert process.attrs["messaging.destination.name"] == subjects.task_submit(
+        client.tenant, "echo"
+    )
     assert process.attrs["swarmhub.capability"] == "echo"
     assert process.attrs["swarmhub.task.attempt"] == 1
     assert process.attrs["swarmhub.task.status"] == "succeeded"
@@ -156,7 +159,7 @@ async def test_a_task_from_the_cli_is_one_trace_client_to_worker_and_back(
     event = only(spans, f"send {RESULT}")
     assert (event.kind, event.attrs["messaging.destination.name"]) == (
         "PRODUCER",
-        "hub.task.result.traced-ok",
+        subjects.task_result(client.tenant, "traced-ok"),
     )
     child_of(event, record)
     # And no span is named after an inbox, and no heartbeat was traced

@@ -44,16 +44,17 @@ def test_lanes_are_the_priorities_most_urgent_first() -> None:
     assert subjects.DEFAULT_LANE == Priority.NORMAL
 
 
-def test_the_normal_lane_keeps_the_subject_of_before_lanes() -> None:
-    assert subjects.task_submit("echo") == "hub.task.submit.echo"
-    assert subjects.task_submit("echo", Priority.NORMAL) == "hub.task.submit.echo"
-    assert subjects.task_submit("echo", Priority.HIGH) == "hub.task.submit.echo.high"
-    assert subjects.task_submit("low", "low") == "hub.task.submit.low.low"
+def test_every_submit_subject_names_tenant_capability_and_lane() -> None:
+    assert subjects.task_submit("ann", "echo") == "hub.task.submit.ann.echo.normal"
+    assert subjects.task_submit("ann", "echo", Priority.NORMAL) == "hub.task.submit.ann.echo.normal"
+    assert subjects.task_submit("ann", "echo", Priority.HIGH) == "hub.task.submit.ann.echo.high"
+    assert subjects.task_submit("low", "low", "low") == "hub.task.submit.low.low.low"
 
 
 @pytest.mark.parametrize("lane", subjects.LANES)
-def test_capability_and_lane_read_back_from_every_lane(lane: str) -> None:
-    subject = subjects.task_submit("cpu", lane)
+def test_tenant_capability_and_lane_read_back_from_every_lane(lane: str) -> None:
+    subject = subjects.task_submit("normal", "cpu", lane)
+    assert subjects.tenant_of(subject) == "normal"
     assert subjects.capability_of(subject) == "cpu"
     assert subjects.lane_of(subject) == lane
 
@@ -63,7 +64,7 @@ def test_each_lane_filter_takes_its_own_subjects_only(lane: str) -> None:
     # Given a task on every lane (a capability named like a lane included)
     for capability in ("echo", "low", "critical"):
         for other in subjects.LANES:
-            subject = subjects.task_submit(capability, other)
+            subject = subjects.task_submit("ann", capability, other)
             # Then exactly its own lane's filter matches it, and the stream captures it
             assert matches(subjects.lane_filter(lane), subject) == (other == lane)
             assert matches(subjects.TASK_SUBMIT_ALL, subject)
@@ -78,12 +79,12 @@ def test_lane_consumers_are_distinct_and_normal_keeps_the_old_name() -> None:
 
 def test_an_unknown_priority_is_refused_with_a_sentence() -> None:
     with pytest.raises(ValueError, match="must be one of critical, high, normal, low"):
-        subjects.task_submit("echo", "urgent")
+        subjects.task_submit("ann", "echo", "urgent")
 
 
-def test_span_templates_name_the_lane_token() -> None:
-    assert subjects.submit_template("normal") == "hub.task.submit.{capability}"
-    assert subjects.submit_template("low") == "hub.task.submit.{capability}.{priority}"
+def test_span_templates_name_tenant_capability_and_lane_tokens() -> None:
+    for lane in ("normal", "low"):
+        assert subjects.submit_template(lane) == "hub.task.submit.{tenant}.{capability}.{priority}"
 
 
 # -- the planner ---------------------------------------------------------------------------

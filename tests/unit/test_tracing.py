@@ -480,7 +480,7 @@ async def test_results_are_annotated_only_on_sampled_traces(
     sender = {"traceparent": f"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-{flags}"}
     # When its result is recorded
     with tracing.process_span("hub.task.submit.{capability}", sender, SpanKind.CONSUMER, None, 1):
-        assert await store.record(failed)
+        assert await store.record("client", failed)
     # Then only a sampled one was annotated (no attribute dict built for the others)
     if flags == "01":
         assert {"status": "failed", "agent_id": None} in calls

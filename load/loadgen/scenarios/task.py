@@ -44,8 +44,9 @@ class TaskScenario(Scenario):
         self.from_store = 0
 
     async def setup(self) -> None:
-        """Listen to every result event once, instead of one subscription per task."""
-        prefix_len = len(subjects.task_result("x")) - len("x")
+        """Listen to the tenant's result events once, instead of one subscription per task."""
+        tenant = self.client.tenant
+        prefix_len = len(subjects.task_result(tenant, "x")) - len("x")
 
         async def on_result(msg: Msg) -> None:
             future = self._waiting.get(msg.subject[prefix_len:])
@@ -56,7 +57,9 @@ class TaskScenario(Scenario):
             except ServiceError as exc:
                 future.set_exception(exc)
 
-        self._sub = await self.client.bus.nc.subscribe(subjects.TASK_RESULT_ALL, cb=on_result)
+        self._sub = await self.client.bus.nc.subscribe(
+            subjects.tenant_results(tenant), cb=on_result
+        )
         await self.client.bus.nc.flush()
 
     async def teardown(self) -> None:
