@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
@@ -19,6 +20,12 @@ from swarmhub import subjects
 from swarmhub.embedded import ClusterConfig, LocalCluster, NatsServer
 
 REPO = Path(__file__).resolve().parent.parent
+
+# A developer's own `swarmhub up` leaves its credentials in ./.data (or SWARMHUB_DATA_DIR), where
+# clients look by default: a test client would then log in to an open test server as that
+# cluster's user, another tenant than the test's services. Tests look in an empty folder instead;
+# those that need a data folder name theirs.
+os.environ["SWARMHUB_DATA_DIR"] = tempfile.mkdtemp(prefix="swarmhub-tests-")
 
 
 def docker_engine_available() -> bool:
