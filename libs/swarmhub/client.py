@@ -77,6 +77,16 @@ def check_result(result: TaskResult) -> TaskResult:
     )
 
 
+def result_of(msg: Msg) -> TaskResult | None:
+    """The TaskResult a result event carries; None for a delete marker or an undecodable body."""
+    if not holds_value(msg):
+        return None
+    try:
+        return codec.decode(msg.data, TaskResult)
+    except ServiceError:
+        return None
+
+
 def as_task(task: Task | str, payload: dict[str, Any] | None, fields: dict[str, Any]) -> Task:
     """A Task given as one, or as a capability name, its payload and other Task fields."""
     if isinstance(task, Task):
@@ -685,11 +695,8 @@ class ResultCollector:
         """Subscribe to the result events of every task of the client's tenant."""
 
         async def on_result(msg: Msg) -> None:
-            if not holds_value(msg):
-                return
-            try:
-                result = codec.decode(msg.data, TaskResult)
-            except ServiceError:
+            result = result_of(msg)
+            if result is None:
                 return
             self.events[result.task_id] = self.events.get(result.task_id, 0) + 1
             self.results.setdefault(result.task_id, result)

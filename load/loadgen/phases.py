@@ -17,12 +17,10 @@ from dataclasses import dataclass
 
 from nats.aio.msg import Msg
 
-from swarmhub import codec, subjects
-from swarmhub.client import SwarmClient
-from swarmhub.errors import ServiceError
+from swarmhub import subjects
+from swarmhub.client import SwarmClient, result_of
 from swarmhub.loadgen.cluster import local_cluster, wait_ready
 from swarmhub.schemas import Task, TaskResult
-from swarmhub.store import holds_value
 
 PAUSE_S = 0.02
 WARMUP = 20
@@ -70,11 +68,8 @@ async def measure(url: str, count: int, capability: str = "echo") -> list[Phases
 
         async def on_result(msg: Msg) -> None:
             heard = time.time()
-            if not holds_value(msg):
-                return
-            try:
-                result = codec.decode(msg.data, TaskResult)
-            except ServiceError:
+            result = result_of(msg)
+            if result is None:
                 return
             future = waiting.pop(result.task_id, None)
             if future is not None and not future.done():

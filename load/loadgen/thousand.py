@@ -44,12 +44,11 @@ import psutil
 from nats.aio.msg import Msg
 
 from swarmhub import codec, subjects
-from swarmhub.client import SwarmClient
+from swarmhub.client import SwarmClient, result_of
 from swarmhub.embedded import ClusterConfig, LocalCluster, free_port
 from swarmhub.errors import ServiceError
 from swarmhub.loadgen.swarmhost import READY
 from swarmhub.schemas import AgentRecord, ResultStatus, Task, TaskResult
-from swarmhub.store import holds_value
 
 SUBMITTERS = 16
 """Coroutines publishing tasks at once (each waits for JetStream's ack)."""
@@ -258,11 +257,8 @@ class Results:
         await self.client.bus.nc.flush()
 
     async def _on(self, msg: Msg) -> None:
-        if not holds_value(msg):
-            return
-        try:
-            result = codec.decode(msg.data, TaskResult)
-        except ServiceError:
+        result = result_of(msg)
+        if result is None:
             return
         self.events[result.task_id] += 1
         self.first.setdefault(result.task_id, result)
