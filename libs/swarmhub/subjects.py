@@ -299,8 +299,9 @@ def kv_keys(bucket: str) -> str:
 
 
 RESULT_REPUBLISH = (kv_keys(RESULTS_BUCKET), TASK_RESULT_ALL)
-"""The results bucket's stream republishes each result once stored: key `<id>` becomes the event
-`hub.task.result.<id>`. A write JetStream refuses (a second result) is never republished."""
+"""The results bucket's stream republishes each result once stored: key `<tenant>.<id>` becomes
+the event `hub.task.result.<tenant>.<id>`. A write JetStream refuses (a second result) is never
+republished."""
 
 
 def capability_of(subject: str) -> str:

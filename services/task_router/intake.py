@@ -31,8 +31,8 @@ PULL_BATCH = 64
 PULL_EXPIRES = 1.0
 """Seconds a pull request waits on the server; bounds how long a stopping router waits."""
 PENDING_MESSAGES = "Nats-Pending-Messages"
-Handler = Callable[[Msg, str], Coroutine[Any, Any, None]]
-"""Runs one delivered task; gets its message and the name of the lane it came from."""
+Handler = Callable[[Msg, str, str], Coroutine[Any, Any, None]]
+"""Runs one delivered task; gets its message, the name of its lane and its tenant."""
 
 
 @dataclass
@@ -275,7 +275,7 @@ class Intake:
     async def _run(self, lane: _Lane, msg: Msg, tenant: str) -> None:
         seq = msg.metadata.sequence.stream
         try:
-            await self.handle(msg, lane.name)
+            await self.handle(msg, lane.name, tenant)
         except asyncio.CancelledError:
             # Cancelled at the drain deadline: hand it back now rather than after ack_wait.
             with contextlib.suppress(Exception):

@@ -249,7 +249,7 @@ class TaskRouter(Service):
 
     # -- one task ---------------------------------------------------------------------------
 
-    async def _process(self, msg: Msg, lane: str) -> None:
+    async def _process(self, msg: Msg, lane: str, tenant: str) -> None:
         """Decode once, run the attempt, record the outcome, then ack."""
         header_id = (msg.headers or {}).get(HDR_MSG_ID)
         with tracing.process_span(
@@ -260,13 +260,15 @@ class TaskRouter(Service):
             len(msg.data),
             msg.subject,
         ):
-            await self._process_traced(msg, header_id, lane)
+            await self._process_traced(msg, header_id, lane, tenant)
 
-    async def _process_traced(self, msg: Msg, header_id: str | None, lane: str) -> None:
+    async def _process_traced(
+        self, msg: Msg, header_id: str | None, lane: str, tenant: str
+    ) -> None:
+        # `tenant` is who submitted it (from the subject, as intake read it): the server vouched
+        # for it by letting them publish there.
         meta = msg.metadata
         capability = subjects.capability_of(msg.subject)
-        # Who submitted it, as the server vouched by letting them publish on this subject.
-        tenant = subjects.tenant_of(msg.subject)
         try:
             _check_tenant(tenant, msg.subject)
             task, raw = self._decode(msg, capability)
