@@ -35,6 +35,7 @@ from swarmhub.task_router.decisions import (
 )
 from swarmhub.task_router.lanes import RANKS
 from swarmhub.task_router.registry import AgentView
+from swarmhub.waits import within
 
 FAILING_PENALTY = 3.0
 """An agent whose recent calls all failed looks (1 + this) times as loaded as a healthy one."""
@@ -305,7 +306,7 @@ class Attempts:
                     else None,
                 )
             try:
-                return await asyncio.wait_for(self.batches.submit(agent_id, body), timeout)
+                return await within(self.batches.submit(agent_id, body), timeout)
             except TimeoutError:
                 raise ServiceError(
                     ErrorCode.TIMEOUT,

@@ -25,6 +25,7 @@ from nats.aio.subscription import Subscription
 from swarmhub import metrics, subjects
 from swarmhub.task_router.lanes import ACTIVE_FOR, WEIGHTS, LanePlanner, LaneState
 from swarmhub.task_router.tenants import TenantGate
+from swarmhub.waits import Wakeup
 
 PULL_BATCH = 64
 """Most messages asked for by one pull request."""
@@ -130,7 +131,7 @@ class Intake:
             _Lane(name, next_subject, nc.new_inbox(), PullLedger(clock))
             for name, next_subject in lanes
         ]
-        self._wake = asyncio.Event()
+        self._wake = Wakeup()
         self._min_pull = max(1, min(PULL_BATCH, slots // 4))
         self.planner = LanePlanner(
             slots, [WEIGHTS[lane.name] for lane in self.lanes], min_pull=self._min_pull
@@ -210,17 +211,13 @@ class Intake:
                     asked = True
             if asked and not failed:
                 continue
-            self._wake.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=PULL_EXPIRES / 2)
+            await self._wake.wait(PULL_EXPIRES / 2)
         # Outstanding requests end within PULL_EXPIRES; what they still deliver is handed back.
         deadline = time.monotonic() + PULL_EXPIRES + 0.5
         while self.outstanding > 0 and time.monotonic() < deadline:
             for lane in self.lanes:
                 lane.ledger.expire(grace=0.0)
-            self._wake.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=0.1)
+            await self._wake.wait(0.1)
 
     async def keepalive_loop(self) -> None:
         """Tell JetStream that held messages are still being worked on."""

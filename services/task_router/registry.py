@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import random
 import time
@@ -11,6 +10,7 @@ from collections.abc import Callable, Iterator
 
 from swarmhub import subjects
 from swarmhub.schemas import AgentRecord
+from swarmhub.waits import Wakeup
 
 NORMAL_RANK = subjects.LANES.index(subjects.DEFAULT_LANE)
 SAMPLE = 4
@@ -70,18 +70,14 @@ class AgentView:
         self.running: dict[str, int] = {}
         # Agents that did not answer a dispatch (no responders), until when: out of the free sets.
         self.suspended: dict[str, float] = {}
-        # One future per priority lane, most urgent first: waking them in that order lets the
+        # Waiters per priority lane, most urgent first: waking them in that order lets the
         # waiters of a more urgent lane take a freed agent slot before those of a less urgent one.
-        self._changed: list[asyncio.Future[None] | None] = [None] * len(subjects.LANES)
+        self._changed = [Wakeup() for _ in subjects.LANES]
 
     def _notify(self) -> None:
         """Wake everyone waiting for an agent or a free slot, most urgent lane first."""
-        changed = self._changed
-        for rank, future in enumerate(changed):
-            if future is not None:
-                if not future.done():
-                    future.set_result(None)
-                changed[rank] = None
+        for waiters in self._changed:
+            waiters.set()
 
     def upsert(self, record: AgentRecord) -> None:
         """An agent appeared or changed."""
@@ -263,11 +259,7 @@ class AgentView:
 
         `rank` is the waiter's lane (0 = critical): more urgent lanes are woken first.
         """
-        future = self._changed[rank]
-        if future is None:
-            future = self._changed[rank] = asyncio.get_running_loop().create_future()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(asyncio.shield(future), timeout=max(0.0, timeout))
+        await self._changed[rank].wait(timeout)
 
 
 def _uncount(counts: dict[str, int], key: str, n: int = 1) -> int:
