@@ -93,6 +93,12 @@ AGENTS_ALIVE = Gauge(
 ROUTER_IN_FLIGHT = Gauge(
     "swarmhub_router_in_flight", "Tasks a router holds right now.", registry=None
 )
+TENANT_HANDBACKS = Counter(
+    "swarmhub_tenant_handbacks",
+    "Deliveries handed back to the stream for a while because their tenant held its share of "
+    "this router's slots while other tenants had tasks waiting (never counted as a failure).",
+    registry=None,
+)
 
 JOBS_RUNNING = Gauge(
     "swarmhub_jobs_running",
@@ -174,6 +180,7 @@ BY_SERVICE: dict[str, tuple[MetricWrapperBase, ...]] = {
         DEAD_LETTERS,
         AGENTS_ALIVE,
         ROUTER_IN_FLIGHT,
+        TENANT_HANDBACKS,
         TASKS_PENDING,
         TASKS_OLDEST_AGE,
         TASKS_WAITING_FOR_AGENT,

@@ -261,6 +261,7 @@ class Intake:
         if not self.gate.admit(tenant, seq, meta.num_delivered):
             # Its tenant holds its share of the slots: back to the stream for a while, so that
             # the free slots go to other tenants' tasks.
+            metrics.TENANT_HANDBACKS.inc()
             with contextlib.suppress(Exception):
                 await msg.nak(delay=self.gate.defer(seq))
             self._wake.set()

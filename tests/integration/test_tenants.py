@@ -11,6 +11,7 @@ import asyncio
 import json
 import os
 import sys
+import urllib.request
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from swarmhub import subjects
 from swarmhub.bus import HDR_MSG_ID
 from swarmhub.client import ResultCollector, SwarmClient
 from swarmhub.codec import encode
-from swarmhub.embedded import ClusterConfig, LocalCluster, free_port
+from swarmhub.embedded import ClusterConfig, LocalCluster, free_port, free_port_block
 from swarmhub.errors import ServiceError
 from swarmhub.roles import inbox_for
 from swarmhub.schemas import ResultStatus, StatusReply, StatusRequest, SwarmJob, Task
@@ -50,6 +51,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
         workers=1,
         worker_concurrency=16,
         clients=2,
+        metrics_port=free_port_block(8),  # nats-server's monitoring, then one per service
         extra_env={
             "SWARMHUB_ROUTER_CONCURRENCY": str(ROUTER_SLOTS),
             "SWARMHUB_TENANT_SHARE": str(TENANT_SHARE),
@@ -206,8 +208,18 @@ async def test_a_cancel_stops_only_the_askers_attempt_of_a_shared_id(
     assert mine.attempts == 1
 
 
+def _exported(url: str, series: str) -> float | None:
+    """The value of one series (name and labels as exposed) at a /metrics URL, if it is there."""
+    with urllib.request.urlopen(url, timeout=5) as response:
+        for line in response.read().decode().splitlines():
+            name, _, value = line.rpartition(" ")
+            if name == series:
+                return float(value)
+    return None
+
+
 async def test_one_tenant_flooding_leaves_room_for_another(
-    ann: SwarmClient, bob: SwarmClient
+    cluster: LocalCluster, ann: SwarmClient, bob: SwarmClient
 ) -> None:
     # Given ann flooding the router (more tasks than its slots, each taking a while)
     flood = [Task(capability="sleep", payload={"ms": FLOOD_MS}) for _ in range(FLOOD)]
@@ -229,6 +241,12 @@ async def test_one_tenant_flooding_leaves_room_for_another(
         handbacks = router["data"]["tenants"]["handbacks"]
         print(f"bob's {len(mine)} tasks done after {ann_done_then} of ann's {FLOOD}; {handbacks=}")
         assert handbacks > 0  # ann's tasks over her share were handed back, as the stats tell
+        # And Prometheus sees them too (read after the stats: the flood goes on meanwhile)
+        (router_metrics,) = cluster.scrape_targets["swarmhub-router"]
+        scraped = await asyncio.to_thread(
+            _exported, f"http://{router_metrics}/metrics", "swarmhub_tenant_handbacks_total"
+        )
+        assert scraped is not None and scraped >= handbacks, scraped
         # Then bob's all succeeded while most of ann's flood still waited its turn
         assert {r.status for r in bob_results} == {ResultStatus.SUCCEEDED}
         assert ann_done_then < FLOOD // 2, f"bob waited for {ann_done_then} of ann's tasks"

@@ -49,6 +49,7 @@ COUNTERS_AND_GAUGES = {
     "swarmhub_tasks_oldest_age_seconds",
     "swarmhub_tasks_waiting_for_agent",
     "swarmhub_lane_backlog",
+    "swarmhub_tenant_handbacks_total",
     # swarm-coordinator
     "swarmhub_jobs_running",
     "swarmhub_jobs_finished_total",
