@@ -220,7 +220,7 @@ class Attempts:
             dispatched = time.time()
             started = time.perf_counter()
             try:
-                reply = await self._dispatch(agent.agent_id, tenant, task, raw, attempt)
+                reply = await self._dispatch(agent.agent_id, tenant, task, raw, attempt, traced)
             except ServiceError as exc:
                 elapsed = time.perf_counter() - started
                 if exc.code is ErrorCode.BUSY:
@@ -273,9 +273,16 @@ class Attempts:
             )
 
     async def _dispatch(
-        self, agent_id: str, tenant: str, task: Task, raw: dict[str, Any], attempt: int
+        self,
+        agent_id: str,
+        tenant: str,
+        task: Task,
+        raw: dict[str, Any],
+        attempt: int,
+        traced: bool,
     ) -> RunReply:
-        """Request one attempt from one agent; its departure ends the wait at once."""
+        """Request one attempt from one agent (`traced`: in a sampled trace); its departure ends
+        the wait at once."""
         # The task travels as it arrived (decoded and validated once), not re-dumped from the model.
         body = codec.pack({"task": raw, "attempt": attempt, "tenant": tenant})
         current = asyncio.current_task()
@@ -289,7 +296,6 @@ class Attempts:
         started = time.perf_counter()
         timeout = attempt_timeout(task, time.time())
         try:
-            traced = tracing.sampled()
             if not self.settings.dispatch_batching or traced:
                 # Sampled attempts travel alone, each with its own trace context in its headers;
                 # unsampled ones batch, and the worker runs them untraced.

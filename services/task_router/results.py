@@ -66,26 +66,28 @@ class ResultStore:
         there first."""
         result, data = self.encode(result)
         traced = tracing.sampled()  # (the delivery's span records: a sampled trace)
+        key = subjects.result_key(tenant, result.task_id)
         if traced:
             _trace_outcome(result)
-        with tracing.child_span("record result"):
-            if traced:
+            with tracing.child_span("record result"):
                 tracing.annotate(task_id=result.task_id, status=result.status.value)
-            # The write is the announcement: once stored, the bucket republishes it as the
-            # result event (a refused second write is never republished).
-            event = subjects.task_result(tenant, result.task_id) if traced else None
-            with tracing.send_span(
-                subjects.TEMPLATES["result"], SpanKind.PRODUCER, None, len(data), event
-            ):
-                if not await self._create(subjects.result_key(tenant, result.task_id), data):
-                    return False
+                # The write is the announcement: once stored, the bucket republishes it as the
+                # result event (a refused second write is never republished).
+                event = subjects.task_result(tenant, result.task_id)
+                with tracing.send_span(
+                    subjects.TEMPLATES["result"], SpanKind.PRODUCER, None, len(data), event
+                ):
+                    if not await self._create(key, data):
+                        return False
+        elif not await self._create(key, data):  # unsampled: no span to make, none to ask for
+            return False
         status = result.status.value
         self.by_status[status] = self.by_status.get(status, 0) + 1
         capability = metrics.capabilities(result.capability)
         metrics.child(metrics.TASKS_COMPLETED, capability, status, fault_of(result)).inc()
         # The exemplar links a latency bucket to this task's trace (Grafana -> Jaeger).
         metrics.child(metrics.TASK_DURATION, capability).observe(
-            result.timings.total_ms / 1000, tracing.exemplar()
+            result.timings.total_ms / 1000, tracing.exemplar() if traced else None
         )
         return True
 
