@@ -540,31 +540,41 @@ class SwarmClient:
         worker dies. Submitting the same id again answers the job already stored
         (JobAccepted.existing). Raises NoAgent when no live agent offers the capability (or an
         ensemble asks for more distinct agents than are live), Rejected (bad_request,
-        too_large) past the limits, Unavailable when no coordinator answers.
+        too_large) past the limits, Unavailable when no coordinator answers. The job is the
+        client's tenant's: job ids are per tenant, and no other tenant sees it.
         """
-        return await self.bus.request(subjects.SWARM_JOB_SUBMIT, job, JobAccepted)
+        return await self.bus.request(subjects.job_submit(self.tenant), job, JobAccepted)
 
     async def job_result(self, job_id: str) -> SwarmJobResult | None:
-        """The stored final result of a swarm job, or None while it has none."""
+        """The stored final result of one of the tenant's swarm jobs, or None while it has none.
+
+        Read by direct get of the tenant's own key (the only keys of the jobs bucket it may
+        read); in open mode, a job stored before tenants is found under its old key too.
+        """
         try:
             check_token(job_id, "job id")
         except ValueError as exc:
             raise ServiceError(ErrorCode.BAD_REQUEST, str(exc)) from None
-        return await self._stored(
-            subjects.JOBS_BUCKET, subjects.job_key("result", job_id), SwarmJobResult
-        )
+        keys = [subjects.job_key("result", self.tenant, job_id)]
+        if self.tenant == subjects.OPEN_TENANT:
+            keys.append(subjects.legacy_job_key("result", job_id))
+        for key in keys:
+            result = await self._stored(subjects.JOBS_BUCKET, key, SwarmJobResult, direct=True)
+            if result is not None:
+                return result
+        return None
 
     async def job_status(self, job_id: str) -> JobStatusReply:
         """Where a swarm job stands (done/failed/running of total), with its result when done."""
         return await self.bus.request(
-            subjects.SWARM_JOB_STATUS, JobRequest(job_id=job_id), JobStatusReply
+            subjects.job_status(self.tenant), JobRequest(job_id=job_id), JobStatusReply
         )
 
     async def cancel_job(self, job_id: str) -> JobStatusReply:
         """Cancel a swarm job: its result becomes `cancelled` (unless it had one) and its
         unfinished sub-tasks are cancelled. Raises Rejected (not_found) for an unknown id."""
         return await self.bus.request(
-            subjects.SWARM_JOB_CANCEL, JobRequest(job_id=job_id), JobStatusReply
+            subjects.job_cancel(self.tenant), JobRequest(job_id=job_id), JobStatusReply
         )
 
     async def wait_job(
@@ -582,7 +592,8 @@ class SwarmClient:
         `timeout` seconds (the job itself goes on).
         """
         carried = _CarriedResult(job_id, on_progress)
-        async with self._listen(subjects.swarm_job_event(job_id), JobProgress, carried) as heard:
+        event = subjects.swarm_job_event(self.tenant, job_id)
+        async with self._listen(event, JobProgress, carried) as heard:
             return await self._wait_job(job_id, timeout, heard, carried)
 
     async def _wait_job(
@@ -626,7 +637,8 @@ class SwarmClient:
         """
         carried = _CarriedResult(job.id, on_progress)
         # Listen before submitting, so a job that ends at once still wakes the wait.
-        async with self._listen(subjects.swarm_job_event(job.id), JobProgress, carried) as heard:
+        event = subjects.swarm_job_event(self.tenant, job.id)
+        async with self._listen(event, JobProgress, carried) as heard:
             await self.submit_job(job)
             result = await self._wait_job(job.id, timeout, heard, carried, listened=True)
         if on_progress is not None and not carried.done:

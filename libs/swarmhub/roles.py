@@ -4,8 +4,8 @@ The embedded cluster renders these into nats-server's `authorization` block; eac
 own user and password, and every process its own inbox prefix (`_INBOX.<user>`), so no process
 can read another's replies. Nothing here grants `>` or the whole JetStream API.
 
-The NATS user is the tenant: a client may submit tasks only under its own user name, ask about
-and cancel only its own tasks, hear only their events and read only their results
+The NATS user is the tenant: a client may submit tasks and swarm jobs only under its own user
+name, ask about and cancel only its own, hear only their events and read only their results
 (`Role.own`), so the server itself vouches for who submitted what.
 """
 
@@ -101,7 +101,7 @@ class Role:
 Own = tuple[tuple[str, ...], tuple[str, ...]]
 
 
-def tenant_subjects(user: str) -> Own:
+def task_subjects(user: str) -> Own:
     """What one tenant (a NATS user) may use of the task API: its own tasks only."""
     publish = (
         s.tenant_submits(user),
@@ -110,6 +110,16 @@ def tenant_subjects(user: str) -> Own:
         s.tenant_result_gets(user),
     )
     return publish, (s.tenant_results(user), s.tenant_progress(user))
+
+
+def tenant_subjects(user: str) -> Own:
+    """What one tenant may use of the task and swarm job APIs: its own tasks and jobs only."""
+    tasks_publish, tasks_subscribe = task_subjects(user)
+    jobs_publish = (s.job_submit(user), s.job_status(user), s.job_cancel(user))
+    return (
+        (*tasks_publish, *jobs_publish, s.tenant_job_gets(user)),
+        (*tasks_subscribe, s.tenant_job_events(user)),
+    )
 
 
 def tenant_for(url: str) -> str:
@@ -205,7 +215,7 @@ COORDINATOR = Role(
     responds=True,
     # Swarm jobs run as ordinary tasks of the coordinator's own tenant: submitted to the stream,
     # cancelled through routers, their results read as any tenant reads its own.
-    own=tenant_subjects,
+    own=task_subjects,
 )
 
 CACHE = Role(
@@ -226,10 +236,8 @@ CACHE = Role(
 CLIENT = Role(
     "client",
     "submits tasks and swarm jobs, reads results and the registry, uses the cache, discovers",
+    # Swarm jobs as tasks: its own only (`tenant_subjects`), never the whole jobs bucket.
     publish=(
-        s.SWARM_JOB_SUBMIT,
-        s.SWARM_JOB_STATUS,
-        s.SWARM_JOB_CANCEL,
         s.CACHE_GET,
         s.CACHE_SET,
         s.CACHE_DEL,
@@ -237,9 +245,8 @@ CLIENT = Role(
         s.SRV_ALL,
         *_kv_read(s.AGENTS_BUCKET),
         *_kv_watch(s.AGENTS_BUCKET),
-        *_kv_read(s.JOBS_BUCKET),
     ),
-    subscribe=(s.SWARM_EVENT_ALL, s.SWARM_JOB_EVENT_ALL),
+    subscribe=(s.SWARM_EVENT_ALL,),
     own=tenant_subjects,
 )
 

@@ -483,7 +483,17 @@ class CacheStats(Message):
 
 
 JOB_ID_PATTERN = r"^[A-Za-z0-9_-]{1,96}$"
-"""A job id: short enough that its sub-task ids `<job_id>-<n>` are task ids too."""
+"""A job id: short enough that its sub-task ids `<job_id>-<tenant digest>-<n>` are task ids too."""
+JobTenant = Annotated[
+    str | None,
+    Field(
+        pattern=TOKEN_PATTERN,
+        description="Whose job: the tenant (NATS user) that submitted it. On "
+        "hub.swarm.job.submit|status|cancel.<tenant>, taken from the subject when absent and "
+        "refused when it differs.",
+    ),
+]
+"""The tenant a swarm job, or a request about one, belongs to."""
 JobReduce = Literal["gather", "first", "vote", "quorum", "capability"]
 JobStatus = Literal["succeeded", "partial", "failed", "timed_out", "cancelled"]
 Payload = Annotated[dict[str, Any], AfterValidator(_shallow)]
@@ -499,9 +509,12 @@ class SwarmJob(Message):
     id: str = Field(
         default_factory=new_id,
         pattern=JOB_ID_PATTERN,
-        description="Job id (1-96 of A-Z a-z 0-9 _ -); sub-task n is task <id>-<n>, a user "
-        "reduce task <id>-reduce. Submitting an id again answers the job already stored.",
+        description="Job id (1-96 of A-Z a-z 0-9 _ -), one tenant's own; sub-task n is the "
+        "coordinator's task <id>-<tenant digest>-<n>, a user reduce task "
+        "<id>-<tenant digest>-reduce (subjects.job_sub_task). Submitting an id again answers "
+        "the job already stored.",
     )
+    tenant: JobTenant = None
     capability: str = Field(pattern=TOKEN_PATTERN, description="Capability of every sub-task.")
     inputs: list[Payload] | None = Field(
         default=None,
@@ -574,7 +587,7 @@ class JobOutcome(Message):
 
 
 class SwarmJobResult(Message):
-    """The one final result of a swarm job (KV bucket hub_jobs, key result.<job_id>)."""
+    """The one final result of a swarm job (KV bucket hub_jobs, key result.<tenant>.<job_id>)."""
 
     job_id: str = Field(description="Id of the job.")
     status: JobStatus = Field(
@@ -616,7 +629,7 @@ class JobAccepted(Message):
 
 
 class JobRecord(Message):
-    """A running job as stored (KV bucket hub_jobs, key job.<job_id>; deleted when it ends)."""
+    """A running job as stored (KV bucket hub_jobs, key job.<tenant>.<job_id>; gone at its end)."""
 
     job: SwarmJob = Field(description="The job as submitted.")
     accepted_at: float = Field(description="In epoch seconds; also every sub-task's created_at.")
@@ -627,7 +640,7 @@ class JobRecord(Message):
 
 
 class JobProgress(Message):
-    """Where a job stands; the leader checkpoints it (key progress.<job_id>) and publishes it."""
+    """Where a job stands; the leader checkpoints it (key progress.<tenant>.<job_id>), sends it."""
 
     job_id: str = Field(description="Id of the job.")
     state: Literal["accepted", "running", "done", "unknown"] = Field(
@@ -666,9 +679,10 @@ class JobProgress(Message):
 
 
 class JobRequest(Message):
-    """Ask about (hub.swarm.job.status) or cancel (hub.swarm.job.cancel) one job."""
+    """Ask about (hub.swarm.job.status.<tenant>) or cancel (...cancel.<tenant>) a tenant's job."""
 
     job_id: str = Field(pattern=JOB_ID_PATTERN, description="Id of the job.")
+    tenant: JobTenant = None
 
 
 class JobStatusReply(Message):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 
 PREFIX = "hub"
@@ -35,9 +36,9 @@ SWARM_LEAVE_ALL = f"{PREFIX}.swarm.leave.*"
 SWARM_HEARTBEAT_ALL = f"{PREFIX}.swarm.heartbeat.*"
 SWARM_EVENT_ALL = f"{PREFIX}.swarm.event.>"
 SWARM_JOB_ALL = f"{PREFIX}.swarm.job.>"
-SWARM_JOB_SUBMIT = f"{PREFIX}.swarm.job.submit"
-SWARM_JOB_STATUS = f"{PREFIX}.swarm.job.status"
-SWARM_JOB_CANCEL = f"{PREFIX}.swarm.job.cancel"
+SWARM_JOB_SUBMIT_ALL = f"{PREFIX}.swarm.job.submit.*"
+SWARM_JOB_STATUS_ALL = f"{PREFIX}.swarm.job.status.*"
+SWARM_JOB_CANCEL_ALL = f"{PREFIX}.swarm.job.cancel.*"
 SWARM_JOB_ADOPT = f"{PREFIX}.swarm.job.adopt"
 SWARM_JOB_EVENT_ALL = f"{PREFIX}.swarm.job.event.>"
 
@@ -74,7 +75,10 @@ TEMPLATES = {
     "register": f"{PREFIX}.swarm.register.{{agent_id}}",
     "leave": f"{PREFIX}.swarm.leave.{{agent_id}}",
     "event": f"{PREFIX}.swarm.event.{{kind}}",
-    "job_event": f"{PREFIX}.swarm.job.event.{{job_id}}",
+    "job_submit": f"{PREFIX}.swarm.job.submit.{{tenant}}",
+    "job_status": f"{PREFIX}.swarm.job.status.{{tenant}}",
+    "job_cancel": f"{PREFIX}.swarm.job.cancel.{{tenant}}",
+    "job_event": f"{PREFIX}.swarm.job.event.{{tenant}}.{{job_id}}",
     "inval": f"{PREFIX}.cache.inval.{{namespace}}",
 }
 
@@ -263,14 +267,93 @@ def swarm_event(kind: str) -> str:
     return f"{PREFIX}.swarm.event.{check_token(kind, 'event kind')}"
 
 
-def swarm_job_event(job_id: str) -> str:
-    """Subject the progress events of one swarm job are published on (by the coordinator only)."""
-    return f"{PREFIX}.swarm.job.event.{check_token(job_id, 'job id')}"
+def job_submit(tenant: str) -> str:
+    """Subject one tenant submits its swarm jobs on (its permissions allow its own only)."""
+    return f"{PREFIX}.swarm.job.submit.{check_token(tenant, 'tenant')}"
 
 
-def job_key(kind: str, job_id: str) -> str:
-    """Key of one swarm job's `kind` entry (job, result, progress) in the jobs bucket."""
-    return f"{kind}.{check_token(job_id, 'job id')}"
+def job_status(tenant: str) -> str:
+    """Subject one tenant asks where its own swarm jobs stand on."""
+    return f"{PREFIX}.swarm.job.status.{check_token(tenant, 'tenant')}"
+
+
+def job_cancel(tenant: str) -> str:
+    """Subject one tenant cancels its own swarm jobs on."""
+    return f"{PREFIX}.swarm.job.cancel.{check_token(tenant, 'tenant')}"
+
+
+def swarm_job_event(tenant: str, job_id: str) -> str:
+    """Subject the progress events of one tenant's swarm job are published on (by the
+    coordinator only): `hub.swarm.job.event.<tenant>.<job id>`."""
+    return (
+        f"{PREFIX}.swarm.job.event.{check_token(tenant, 'tenant')}.{check_token(job_id, 'job id')}"
+    )
+
+
+def tenant_job_events(tenant: str) -> str:
+    """The progress events of every swarm job of one tenant."""
+    return f"{PREFIX}.swarm.job.event.{check_token(tenant, 'tenant')}.*"
+
+
+JOB_KINDS = ("job", "progress", "result")
+"""Entries of one swarm job in the jobs bucket: its record, checkpoint and final result."""
+
+
+def job_key(kind: str, tenant: str, job_id: str) -> str:
+    """Key of one tenant's swarm job's `kind` entry in the jobs bucket:
+    `<kind>.<tenant>.<job id>` (job ids are per tenant, as task ids)."""
+    return f"{_job_kind(kind)}.{check_token(tenant, 'tenant')}.{check_token(job_id, 'job id')}"
+
+
+def legacy_job_key(kind: str, job_id: str) -> str:
+    """Key a hub from before tenants kept a swarm job's `kind` entry under: `<kind>.<job id>`
+    (read as the open-mode tenant's job)."""
+    return f"{_job_kind(kind)}.{check_token(job_id, 'job id')}"
+
+
+def job_of_key(key: str) -> tuple[str, str, bool]:
+    """(tenant, job id, legacy) of a jobs bucket key; a key from before tenants (legacy, without
+    a tenant token) is the open-mode tenant's."""
+    parts = key.split(".")
+    if len(parts) == 2:
+        return OPEN_TENANT, parts[1], True
+    if len(parts) == 3:
+        return parts[1], parts[2], False
+    raise ValueError(f"Invalid jobs bucket key {key[:200]!r}. A key is <kind>.<tenant>.<job id>.")
+
+
+def tenant_job_gets(tenant: str, api_prefix: str = JS_API_PREFIX) -> str:
+    """Direct gets of one tenant's keys of the jobs bucket (every kind), and of no one else's."""
+    stream = kv_stream(JOBS_BUCKET)
+    return f"{api_prefix}.DIRECT.GET.{stream}.$KV.{JOBS_BUCKET}.*.{check_token(tenant, 'tenant')}.*"
+
+
+def job_sub_task(tenant: str, job_id: str, n: int | str) -> str:
+    """Task id of sub-task `n` ("reduce": the reduce task) of one tenant's swarm job:
+    `<job id>-<tenant digest>-<n>`.
+
+    Sub-tasks all run as the coordinator's own tenant, so the job's tenant must be in the id: a
+    fixed-length digest of it (a tenant name may be 128 characters, a task id no longer), read
+    from the right, never makes two tenants' ids of one job id, nor of two job ids, the same.
+    """
+    return f"{check_token(job_id, 'job id')}-{tenant_digest(tenant)}-{n}"
+
+
+def legacy_job_sub_task(job_id: str, n: int | str) -> str:
+    """Task id of sub-task `n` of a swarm job stored before tenants: `<job id>-<n>`."""
+    return f"{check_token(job_id, 'job id')}-{n}"
+
+
+def tenant_digest(tenant: str) -> str:
+    """16 hex digits that stand for a tenant in ids too short to hold its name."""
+    data = check_token(tenant, "tenant").encode()
+    return hashlib.blake2b(data, digest_size=8).hexdigest()
+
+
+def _job_kind(kind: str) -> str:
+    if kind not in JOB_KINDS:
+        raise ValueError(f"Invalid job entry {kind!r}. It must be one of {', '.join(JOB_KINDS)}.")
+    return kind
 
 
 def cache_inval(namespace: str) -> str:

@@ -1,9 +1,12 @@
 """Swarm jobs on the durable path: stored when accepted, run as sub-tasks through the task stream,
 reduced by the leader coordinator, and resumed from the store by the next leader after a crash.
 
-Keys of the jobs bucket (`hub_jobs`): `job.<id>` the accepted JobRecord (deleted once the job
-has its result), `progress.<id>` the leader's checkpoint (also deleted), `result.<id>` the one
-final SwarmJobResult (create-once, so two coordinators can never record two).
+Jobs are per tenant (the submitter's NATS user, from the request's subject): keys of the jobs
+bucket (`hub_jobs`) are `job.<tenant>.<id>` the accepted JobRecord (deleted once the job has its
+result), `progress.<tenant>.<id>` the leader's checkpoint (also deleted), `result.<tenant>.<id>`
+the one final SwarmJobResult (create-once, so two coordinators can never record two). Keys a hub
+from before tenants stored (`<kind>.<id>`) are the open-mode tenant's jobs, run and answered
+under those keys, so an upgrade loses none.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import contextlib
 import random
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any, get_args
 
 from nats.aio.msg import Msg
@@ -58,6 +62,47 @@ REDUCE_N = -1
 DONE_EVENT_ROOM = 512  # bytes a done JobProgress adds around the result it carries
 
 
+@dataclass(frozen=True)
+class JobRef:
+    """Which job: a tenant's job id, and whether it is stored under the keys of before tenants."""
+
+    tenant: str
+    id: str
+    legacy: bool = False
+
+    @classmethod
+    def of_key(cls, key: str) -> JobRef:
+        """The job a jobs bucket key belongs to."""
+        return cls(*subjects.job_of_key(key))
+
+    def key(self, kind: str) -> str:
+        """This job's `kind` entry (job, progress, result) in the jobs bucket."""
+        if self.legacy:
+            return subjects.legacy_job_key(kind, self.id)
+        return subjects.job_key(kind, self.tenant, self.id)
+
+    def sub_id(self, n: int | str) -> str:
+        """Task id of sub-task `n` ("reduce": the user reduce task)."""
+        if self.legacy:
+            return subjects.legacy_job_sub_task(self.id, n)
+        return subjects.job_sub_task(self.tenant, self.id, n)
+
+    @property
+    def event(self) -> str:
+        """Subject this job's progress events go out on (its tenant's, as today's jobs')."""
+        return subjects.swarm_job_event(self.tenant, self.id)
+
+
+def refs_of(req: JobRequest) -> list[JobRef]:
+    """Where a status or cancel request's job may be stored: the open-mode tenant's jobs may
+    still be under the keys of before tenants."""
+    tenant = req.tenant or subjects.OPEN_TENANT
+    refs = [JobRef(tenant, req.job_id)]
+    if tenant == subjects.OPEN_TENANT:
+        refs.append(JobRef(tenant, req.job_id, legacy=True))
+    return refs
+
+
 def count_finished(result: SwarmJobResult) -> None:
     """Count a job's final result by status and observe its time from acceptance."""
     metrics.child(metrics.JOBS_FINISHED, result.status).inc()
@@ -67,7 +112,8 @@ def count_finished(result: SwarmJobResult) -> None:
 class Job:
     """One job the leader runs: what it needs to publish its sub-tasks, and its tally."""
 
-    def __init__(self, record: JobRecord, keep_bytes: int) -> None:
+    def __init__(self, ref: JobRef, record: JobRecord, keep_bytes: int) -> None:
+        self.ref = ref
         self.id = record.job.id
         self.spec = record.job.model_copy(update={"inputs": None})  # inputs go once published
         self.inputs = record.job.inputs
@@ -88,7 +134,7 @@ class Job:
 
     def sub_id(self, n: int) -> str:
         """Task id of sub-task `n` (REDUCE_N: the user reduce task)."""
-        return f"{self.id}-reduce" if n == REDUCE_N else f"{self.id}-{n}"
+        return self.ref.sub_id("reduce" if n == REDUCE_N else n)
 
     def progress(self, state: str = "running") -> JobProgress:
         """Where the job stands now."""
@@ -117,7 +163,7 @@ class Jobs:
         self.log = log
         self.live_agents = agents
         self.leading = False
-        self.running: dict[str, Job] = {}
+        self.running: dict[JobRef, Job] = {}
         self.pending: dict[str, tuple[Job, int]] = {}
         # Every task's result event reaches a subscriber: listen only while a job runs here.
         self._results_sub: Subscription | None = None
@@ -136,11 +182,13 @@ class Jobs:
     async def start(self, bus: Bus) -> None:
         """Bind the buckets and listen for sub-results and adopt notices."""
         self._bus = bus
+        # Direct gets: a client may read its own tenant's keys, and no one else's (roles.py).
         self.kv: KeyValue = await provision.ensure_kv(
             bus.js,
             subjects.JOBS_BUCKET,
             ttl=self.settings.jobs_ttl,
             replicas=self.settings.replicas,
+            direct=True,
         )
         self.results: KeyValue = await bus.js.key_value(subjects.RESULTS_BUCKET)
         # Sub-tasks are the coordinator's own (its user is their tenant): their result events
@@ -213,19 +261,23 @@ class Jobs:
         """Run every stored, unfinished job this leader does not run yet."""
         found = 0
         for key in await self._running_keys():
-            job_id = key.split(".", 1)[1]
-            if job_id in self.running or not self.leading:
+            try:
+                ref = JobRef.of_key(key)
+            except ValueError:
                 continue
-            record = await self._record(job_id)
-            if record is not None and job_id not in self.running:
+            if ref in self.running or not self.leading:
+                continue
+            record = await self._record(ref)
+            if record is not None and ref not in self.running:
                 found += 1
-                self._run(record, resume=True)
+                self._run(ref, record, resume=True)
         if found:
             self.log.info("jobs_resumed", jobs=found)
 
     async def _running_keys(self) -> list[str]:
-        """Keys of stored jobs without a result (an ordered consumer on `job.*`, headers only)."""
-        watcher = await self.kv.watch("job.*", headers_only=True, ignore_deletes=True)
+        """Keys of stored jobs without a result (an ordered consumer on `job.>`, headers only):
+        every tenant's, and those stored before tenants."""
+        watcher = await self.kv.watch("job.>", headers_only=True, ignore_deletes=True)
         keys: list[str] = []
         try:
             async for entry in watcher:
@@ -244,16 +296,19 @@ class Jobs:
             req = codec.decode(msg.data, JobRequest)
         except ServiceError:
             return
-        if req.job_id in self.running:
+        ref = JobRef(req.tenant or subjects.OPEN_TENANT, req.job_id)
+        if ref in self.running:
             return
-        record = await self._record(req.job_id)
-        if record is not None and self.leading and req.job_id not in self.running:
-            self._run(record, resume=True)
+        record = await self._record(ref)
+        if record is not None and self.leading and ref not in self.running:
+            self._run(ref, record, resume=True)
 
     # -- endpoints --------------------------------------------------------------------------
 
     async def submit(self, job: SwarmJob) -> JobAccepted:
-        """Store a job (its acknowledgement: it will end with exactly one result) and run it."""
+        """Store a tenant's job (its acknowledgement: it will end with exactly one result) and
+        run it."""
+        ref = JobRef(job.tenant or subjects.OPEN_TENANT, job.id)
         total, agents = self._plan(job)
         record = JobRecord(job=job, accepted_at=time.time(), total=total, agents=agents)
         data = self._check_size(job, record)
@@ -266,8 +321,8 @@ class Jobs:
             )
         # No look for a finished job of the same id here (it would cost every job a read):
         # such a job runs again as a new one, and on its end finds and keeps the first result.
-        if not await self._create(subjects.job_key("job", job.id), data):
-            stored = await self._record(job.id)
+        if not await self._create(ref.key("job"), data):
+            stored = await self._record(ref)
             return JobAccepted(
                 job_id=job.id,
                 total=stored.total if stored else total,
@@ -275,9 +330,10 @@ class Jobs:
                 existing=True,
             )
         if self.leading:
-            self._run(record, resume=False)
+            self._run(ref, record, resume=False)
         else:
-            await self.bus.publish(subjects.SWARM_JOB_ADOPT, JobRequest(job_id=job.id))
+            adopt = JobRequest(job_id=job.id, tenant=ref.tenant)
+            await self.bus.publish(subjects.SWARM_JOB_ADOPT, adopt)
         return JobAccepted(job_id=job.id, total=total, accepted_at=record.accepted_at)
 
     def _plan(self, job: SwarmJob) -> tuple[int, list[str]]:
@@ -339,44 +395,63 @@ class Jobs:
         return data
 
     async def status(self, req: JobRequest) -> JobStatusReply:
-        """Progress of a running job (the leader's own count), else what the store says."""
-        job = self.running.get(req.job_id)
+        """Progress of one of the asking tenant's jobs: the leader's own count while it runs
+        here, else what the store says."""
+        for ref in refs_of(req):
+            reply = await self._status(ref)
+            if reply is not None:
+                return reply
+        return JobStatusReply(progress=JobProgress(job_id=req.job_id, state="unknown"))
+
+    async def _status(self, ref: JobRef) -> JobStatusReply | None:
+        job = self.running.get(ref)
         if job is not None:
             return JobStatusReply(progress=job.progress())
-        result = await self.stored_result(req.job_id)
+        result = await self.stored_result(ref)
         if result is not None:
             return JobStatusReply(progress=JobProgress.done(result), result=result)
-        checkpoint = await self._get(subjects.job_key("progress", req.job_id), JobProgress)
+        checkpoint = await self._get(ref.key("progress"), JobProgress)
         if checkpoint is not None:
             return JobStatusReply(progress=checkpoint)
-        record = await self._record(req.job_id)
+        record = await self._record(ref)
         if record is not None:
             return JobStatusReply(
                 progress=JobProgress(
-                    job_id=req.job_id, state="accepted", total=record.total, running=record.total
+                    job_id=ref.id, state="accepted", total=record.total, running=record.total
                 )
             )
-        return JobStatusReply(progress=JobProgress(job_id=req.job_id, state="unknown"))
+        return None
 
     async def cancel(self, req: JobRequest) -> JobStatusReply:
-        """End a job as cancelled (unless it has its result already) and cancel its sub-tasks."""
-        job = self.running.get(req.job_id)
+        """End one of the asking tenant's jobs as cancelled (unless it has its result already)
+        and cancel its sub-tasks."""
+        for ref in refs_of(req):
+            if await self._cancel(ref):
+                return await self._cancelled(ref)
+        raise ServiceError(ErrorCode.NOT_FOUND, f"No swarm job {req.job_id} is stored.")
+
+    async def _cancel(self, ref: JobRef) -> bool:
+        """Cancel the job if it is running or stored; False when there is no such job."""
+        job = self.running.get(ref)
         if job is not None and not job.done.done():
             job.ending = job.ending or "cancelled"
             job.wake.set()
             await asyncio.shield(job.done)
-        else:
-            result = await self.stored_result(req.job_id)
-            if result is None:
-                record = await self._record(req.job_id)
-                if record is None:
-                    raise ServiceError(ErrorCode.NOT_FOUND, f"No swarm job {req.job_id} is stored.")
-                # Run elsewhere or not yet adopted: end it in the store; first writer wins, and
-                # the leader running it sees the result on its next look and stops.
-                ended = Job(record, self.bus.limits.body)
-                ended.ending = "cancelled"
-                await self._finish(ended)
-        result = await self.stored_result(req.job_id)
+            return True
+        if await self.stored_result(ref) is not None:
+            return True
+        record = await self._record(ref)
+        if record is None:
+            return False
+        # Run elsewhere or not yet adopted: end it in the store; first writer wins, and the
+        # leader running it sees the result on its next look and stops.
+        ended = Job(ref, record, self.bus.limits.body)
+        ended.ending = "cancelled"
+        await self._finish(ended)
+        return True
+
+    async def _cancelled(self, ref: JobRef) -> JobStatusReply:
+        result = await self.stored_result(ref)
         if result is None:
             raise ServiceError(
                 ErrorCode.UNAVAILABLE, "The job store did not answer; try again.", retryable=True
@@ -385,9 +460,9 @@ class Jobs:
 
     # -- running a job ----------------------------------------------------------------------
 
-    def _run(self, record: JobRecord, *, resume: bool) -> Job:
-        job = Job(record, self.bus.limits.body // 2)
-        self.running[job.id] = job
+    def _run(self, ref: JobRef, record: JobRecord, *, resume: bool) -> Job:
+        job = Job(ref, record, self.bus.limits.body // 2)
+        self.running[ref] = job
         for n in range(job.total):
             self.pending[job.sub_id(n)] = (job, n)
         job.driver = self._spawn(self._drive(job, resume), f"job-{job.id}")
@@ -413,11 +488,11 @@ class Jobs:
         try:
             await self._hear_results()
             if resume:
-                if await self.stored_result(job.id) is not None:
+                if await self.stored_result(job.ref) is not None:
                     job.ending = "external"
                     await self._cleanup(job)
                     return
-                checkpoint = await self._get(subjects.job_key("progress", job.id), JobProgress)
+                checkpoint = await self._get(job.ref.key("progress"), JobProgress)
                 job.checkpointed = checkpoint is not None
                 await self._lookup(job, range(job.total))
                 job.published = checkpoint is not None and checkpoint.published
@@ -434,8 +509,8 @@ class Jobs:
                 entry = self.pending.get(job.sub_id(n))
                 if entry is not None and entry[0] is job:
                     del self.pending[job.sub_id(n)]
-            if self.running.get(job.id) is job:
-                del self.running[job.id]
+            if self.running.get(job.ref) is job:
+                del self.running[job.ref]
             if not self.running:
                 self._spawn(self._stop_hearing_if_idle(), "results-unsubscribe")
             if not job.done.done():
@@ -521,19 +596,17 @@ class Jobs:
             if job.changed and now - last_event >= EVENT_EVERY_S:
                 job.changed = False
                 last_event = now
-                await self._event(job.progress())
+                await self._event(job.ref, job.progress())
             state = (job.tally.done, job.tally.succeeded, job.published)
             if now - last_checkpoint >= CHECKPOINT_EVERY_S and state != checkpointed:
                 last_checkpoint = now
                 checkpointed = state
                 job.checkpointed = True
                 with contextlib.suppress(Exception):
-                    await self.kv.put(
-                        subjects.job_key("progress", job.id), self.bus.encode(job.progress())
-                    )
+                    await self.kv.put(job.ref.key("progress"), self.bus.encode(job.progress()))
             if now - last_poll >= POLL_EVERY_S:
                 last_poll = now
-                if await self.stored_result(job.id) is not None:
+                if await self.stored_result(job.ref) is not None:
                     job.ending = "external"  # cancelled through another coordinator
                     break
                 missing = [n for n in range(job.total) if n not in job.tally.rows]
@@ -547,18 +620,18 @@ class Jobs:
             ending = job.ending if job.ending in ("cancelled", "timed_out") else ""
         result, data = fit_result(self._result(job, ending), self.bus.encode)
         final = result
-        if await self._create(subjects.job_key("result", job.id), data, retry_for=30.0):
+        if await self._create(job.ref.key("result"), data, retry_for=30.0):
             self.finished += 1
             count_finished(result)
             self.log.debug("job_finished", job_id=job.id, status=result.status, total=job.total)
         else:  # another coordinator ended it first (a cancel): its result is the one
-            final = await self.stored_result(job.id) or result
+            final = await self.stored_result(job.ref) or result
         if not job.done.done():
             job.done.set_result(final)
         # The done event carries the result when both fit in one message: waiting clients then
         # need no read of the store.
         carry = final is result and len(data) + DONE_EVENT_ROOM <= self.bus.limits.body
-        await self._event(JobProgress.done(final, carry=carry))
+        await self._event(job.ref, JobProgress.done(final, carry=carry))
         await self._cleanup(job)
 
     def _result(self, job: Job, ending: str) -> SwarmJobResult:
@@ -709,32 +782,30 @@ class Jobs:
             return None
         return self.bus.decode(entry.value, model)
 
-    async def stored_result(self, job_id: str) -> SwarmJobResult | None:
+    async def stored_result(self, ref: JobRef) -> SwarmJobResult | None:
         """The job's final result, if it has one."""
-        result: SwarmJobResult | None = await self._get(
-            subjects.job_key("result", job_id), SwarmJobResult
-        )
+        result: SwarmJobResult | None = await self._get(ref.key("result"), SwarmJobResult)
         return result
 
-    async def _record(self, job_id: str) -> JobRecord | None:
-        record: JobRecord | None = await self._get(subjects.job_key("job", job_id), JobRecord)
+    async def _record(self, ref: JobRef) -> JobRecord | None:
+        record: JobRecord | None = await self._get(ref.key("job"), JobRecord)
         return record
 
-    async def _delete(self, job_id: str, *, progress: bool = True) -> None:
+    async def _delete(self, ref: JobRef, *, progress: bool = True) -> None:
         for kind in ("job", "progress") if progress else ("job",):
             with contextlib.suppress(Exception):
-                await self.bus.kv_purge(subjects.JOBS_BUCKET, subjects.job_key(kind, job_id))
+                await self.bus.kv_purge(subjects.JOBS_BUCKET, ref.key(kind))
 
     async def _cleanup(self, job: Job) -> None:
         """Drop the record; cancel sub-tasks the job no longer waits for."""
         unfinished = [job.sub_id(n) for n in range(job.total) if n not in job.tally.rows]
         if job.ending == "external" or not unfinished:
             # whoever ended it elsewhere cancels its sub-tasks
-            await self._delete(job.id, progress=job.checkpointed)
+            await self._delete(job.ref, progress=job.checkpointed)
             return
-        self._spawn(self._cancel_tasks(job.id, unfinished), f"job-cancel-{job.id}")
+        self._spawn(self._cancel_tasks(job.ref, unfinished), f"job-cancel-{job.id}")
 
-    async def _cancel_tasks(self, job_id: str, task_ids: list[str]) -> None:
+    async def _cancel_tasks(self, ref: JobRef, task_ids: list[str]) -> None:
         todo = iter(task_ids)
 
         async def worker() -> None:
@@ -743,12 +814,12 @@ class Jobs:
                     await self.client.cancel(task_id)
 
         await asyncio.gather(*(worker() for _ in range(CANCEL_CONCURRENCY)))
-        await self._delete(job_id)
+        await self._delete(ref)
 
-    async def _event(self, progress: JobProgress) -> None:
+    async def _event(self, ref: JobRef, progress: JobProgress) -> None:
         try:
             await self.bus.publish(
-                subjects.swarm_job_event(progress.job_id),
+                ref.event,
                 progress,
                 template=subjects.TEMPLATES["job_event"],
             )

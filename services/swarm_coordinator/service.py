@@ -62,9 +62,21 @@ class SwarmCoordinator(Service):
             subject_key="agent_id",
         )
         self.jobs = Jobs(self.settings, self.log, lambda: self.agents.values())
-        self.add_endpoint("job-submit", subjects.SWARM_JOB_SUBMIT, SwarmJob, self.submit_job)
-        self.add_endpoint("job-status", subjects.SWARM_JOB_STATUS, JobRequest, self.job_status)
-        self.add_endpoint("job-cancel", subjects.SWARM_JOB_CANCEL, JobRequest, self.cancel_job)
+        # Jobs are per tenant: the subject names the asking tenant (its permissions allow its
+        # own only), and a request may speak for no other.
+        for name, subject, model, handler in (
+            ("job-submit", subjects.SWARM_JOB_SUBMIT_ALL, SwarmJob, self.submit_job),
+            ("job-status", subjects.SWARM_JOB_STATUS_ALL, JobRequest, self.job_status),
+            ("job-cancel", subjects.SWARM_JOB_CANCEL_ALL, JobRequest, self.cancel_job),
+        ):
+            self.add_endpoint(
+                name,
+                subject,
+                model,
+                handler,
+                template=subjects.TEMPLATES[name.replace("-", "_")],
+                subject_key="tenant",
+            )
         # Every coordinator sees every heartbeat (no queue group), so a standby's view is warm.
         self.add_endpoint(
             "heartbeat",

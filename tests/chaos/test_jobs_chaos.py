@@ -49,7 +49,7 @@ async def _follow(client: SwarmClient, job_id: str, events: Events) -> None:
     async def on_event(msg: Msg) -> None:
         events.append((time.monotonic(), codec.decode(msg.data, JobProgress)))
 
-    await client.bus.nc.subscribe(subjects.swarm_job_event(job_id), cb=on_event)
+    await client.bus.nc.subscribe(subjects.swarm_job_event(client.tenant, job_id), cb=on_event)
 
 
 async def _done_some(client: SwarmClient, job_id: str, count: int) -> bool:

@@ -46,6 +46,11 @@ async def client(cluster: LocalCluster) -> AsyncIterator[SwarmClient]:
         yield c
 
 
+def _sub_task(client: SwarmClient, job_id: str, n: int) -> str:
+    """Task id of sub-task `n` of one of the client's jobs (run as the open-mode coordinator's)."""
+    return subjects.job_sub_task(client.tenant, job_id, n)
+
+
 def liar_file(tmp_path: Path) -> str:
     """A claim file: the first agent to run `answer` with it lies from then on."""
     return str(tmp_path / "liar")
@@ -66,7 +71,7 @@ async def test_map_gathers_every_output_in_input_order(client: SwarmClient) -> N
     assert {o.status for o in result.outcomes} == {ResultStatus.SUCCEEDED}
     assert result.total == result.succeeded == 50
     # and sub-tasks are ordinary tasks with deterministic ids and stored results
-    stored = await client.result(f"{result.job_id}-7")
+    stored = await client.result(subjects.job_sub_task(client.tenant, result.job_id, 7))
     assert stored is not None and stored.output == {"i": 7}
     assert seen and seen[-1].state == "done" and seen[-1].status == "succeeded"
     status = await client.job_status(result.job_id)
@@ -207,11 +212,12 @@ async def test_cancel_ends_the_job_and_its_sub_tasks(client: SwarmClient) -> Non
     assert (await client.wait_job(job.id, timeout=10)).status == "cancelled"
 
     async def sub_tasks_cancelled() -> bool:
-        found = [await client.result(f"{job.id}-{n}") for n in range(40)]
+        found = [await client.result(_sub_task(client, job.id, n)) for n in range(40)]
         return all(r is not None for r in found)
 
     await wait_until(sub_tasks_cancelled, 30, "every sub-task to have a result")
-    statuses = {(await client.result(f"{job.id}-{n}")).status for n in range(40)}  # type: ignore[union-attr]
+    found = [await client.result(_sub_task(client, job.id, n)) for n in range(40)]
+    statuses = {r.status for r in found if r is not None}
     assert ResultStatus.CANCELLED in statuses
     # Cancelling again answers the same result; an unknown job is not found
     again = await client.cancel_job(job.id)
@@ -292,7 +298,7 @@ async def test_a_big_map_completes_with_bounded_coordinator_memory(
         f"{peak / 2**20:.1f} MB (+{growth_mb:.1f} MB)"
     )
     assert growth_mb < 150
-    assert subjects.job_key("job", job.id) == f"job.{job.id}"
+    assert subjects.job_key("job", client.tenant, job.id) == f"job.{client.tenant}.{job.id}"
 
 
 def _cli(url: str, *args: str) -> subprocess.CompletedProcess[str]:

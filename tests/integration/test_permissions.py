@@ -20,6 +20,13 @@ from swarmhub.roles import authorization_block, inbox_for
 API = subjects.JS_API_PREFIX
 OTHER_AGENT = "agent-someone-else"
 OTHER_TENANT = "someone-else"
+JOBS_STREAM = subjects.kv_stream(subjects.JOBS_BUCKET)
+KINDS = subjects.JOB_KINDS
+
+
+def _job_get(key: str) -> str:
+    """The direct get of one key of the jobs bucket (as a KV get by direct get sends it)."""
+    return f"{API}.DIRECT.GET.{JOBS_STREAM}.$KV.{subjects.JOBS_BUCKET}.{key}"
 
 
 @pytest.fixture(scope="module")
@@ -110,11 +117,29 @@ def _denied_everywhere(me: User) -> list[tuple[str, str]]:
     if me.role != "coordinator":
         cells += [
             # Only the coordinator records job results and speaks for jobs.
-            ("pub", f"$KV.{subjects.JOBS_BUCKET}.{subjects.job_key('result', 'forged')}"),
-            ("pub", subjects.swarm_job_event("forged")),
+            ("pub", f"$KV.{subjects.JOBS_BUCKET}.{subjects.job_key('result', me.name, 'forged')}"),
+            ("pub", subjects.swarm_job_event(me.name, "forged")),
+            ("pub", subjects.swarm_job_event(OTHER_TENANT, "forged")),
             ("pub", subjects.SWARM_JOB_ADOPT),
-            ("sub", subjects.SWARM_JOB_SUBMIT),
-            ("sub", subjects.SWARM_JOB_STATUS),
+            ("sub", subjects.SWARM_JOB_SUBMIT_ALL),
+            ("sub", subjects.SWARM_JOB_STATUS_ALL),
+            ("sub", subjects.SWARM_JOB_CANCEL_ALL),
+            # The swarm job API of every tenant but its own
+            ("pub", subjects.job_submit(OTHER_TENANT)),
+            ("pub", subjects.job_status(OTHER_TENANT)),
+            ("pub", subjects.job_cancel(OTHER_TENANT)),
+            ("sub", subjects.tenant_job_events(OTHER_TENANT)),
+            ("sub", subjects.swarm_job_event(OTHER_TENANT, "j1")),
+            ("sub", subjects.SWARM_JOB_EVENT_ALL),
+            # Nor any other tenant's keys of the jobs bucket, nor those of before tenants (the
+            # open-mode tenant's), nor a listing or a read that names its key in the body
+            *[("pub", _job_get(subjects.job_key(kind, OTHER_TENANT, "j1"))) for kind in KINDS],
+            ("pub", _job_get(subjects.legacy_job_key("result", "j1"))),
+            ("pub", f"{API}.DIRECT.GET.{JOBS_STREAM}"),
+            ("pub", f"{API}.STREAM.MSG.GET.{JOBS_STREAM}"),
+            ("pub", f"{API}.STREAM.INFO.{JOBS_STREAM}"),
+            ("pub", f"{API}.CONSUMER.CREATE.{JOBS_STREAM}"),
+            ("pub", f"{API}.CONSUMER.CREATE.{JOBS_STREAM}.watch.>"),
             ("pub", f"$KV.{subjects.AGENTS_BUCKET}.forged"),
             ("pub", f"$KV.{subjects.LEADER_BUCKET}.{subjects.LEADER_KEY}"),
             ("pub", subjects.swarm_event("agent_up")),
@@ -140,6 +165,8 @@ def _denied_everywhere(me: User) -> list[tuple[str, str]]:
         cells += [
             ("pub", subjects.task_submit(me.name, "echo")),
             ("sub", subjects.tenant_results(me.name)),
+            ("pub", subjects.job_submit(me.name)),
+            ("sub", subjects.tenant_job_events(me.name)),
         ]
     if me.role in ("client", "operator", "worker", "cache"):
         # Which task ids exist is no one's business but the hub's: no listing of result keys.
@@ -203,15 +230,17 @@ async def test_each_role_still_may_do_its_job(
             ("sub", subjects.tenant_progress(me.name)),
             ("pub", f"{subjects.tenant_result_gets(me.name)[:-1]}t1"),
         ]
+        own_jobs = [
+            ("pub", subjects.job_submit(me.name)),
+            ("pub", subjects.job_status(me.name)),
+            ("pub", subjects.job_cancel(me.name)),
+            ("sub", subjects.tenant_job_events(me.name)),
+            ("sub", subjects.swarm_job_event(me.name, "j1")),
+            *[("pub", _job_get(subjects.job_key(kind, me.name, "j1"))) for kind in KINDS],
+        ]
         return {
-            "client": [
-                *own,
-                ("pub", subjects.SWARM_JOB_SUBMIT),
-                ("pub", subjects.SWARM_JOB_STATUS),
-                ("pub", subjects.SWARM_JOB_CANCEL),
-                ("sub", subjects.SWARM_JOB_EVENT_ALL),
-            ],
-            "operator": [*own, ("pub", f"{API}.STREAM.MSG.GET.{subjects.DEAD_STREAM}")],
+            "client": [*own, *own_jobs],
+            "operator": [*own, *own_jobs, ("pub", f"{API}.STREAM.MSG.GET.{subjects.DEAD_STREAM}")],
             "router": [
                 ("pub", f"$KV.{subjects.RESULTS_BUCKET}.t1"),
                 ("sub", subjects.TASK_STATUS_ALL),
@@ -225,8 +254,12 @@ async def test_each_role_still_may_do_its_job(
             "coordinator": [
                 ("sub", subjects.SWARM_HEARTBEAT_ALL),
                 *own,
-                ("pub", f"$KV.{subjects.JOBS_BUCKET}.{subjects.job_key('result', 'j1')}"),
-                ("pub", subjects.swarm_job_event("j1")),
+                (
+                    "pub",
+                    f"$KV.{subjects.JOBS_BUCKET}.{subjects.job_key('result', OTHER_TENANT, 'j1')}",
+                ),
+                ("pub", subjects.swarm_job_event(OTHER_TENANT, "j1")),
+                ("sub", subjects.job_submit(OTHER_TENANT)),
             ],
             "cache": [("pub", subjects.cache_inval("memo")), ("sub", subjects.CACHE_SET)],
         }[me.role]

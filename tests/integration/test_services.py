@@ -270,7 +270,7 @@ async def test_swarm_job_runs_on_every_live_agent_through_the_task_path(
     assert sorted(result.agents) == sorted(a.agent_id for a in await client.agents())
     assert result.value == [{"n": 1}] * len(result.agents)
     # Each sub-task is an ordinary task with its own stored result
-    assert (await client.result(f"{result.job_id}-0")) is not None
+    assert (await client.result(subjects.job_sub_task(client.tenant, result.job_id, 0))) is not None
     mapped = await client.run_job(
         SwarmJob(capability="cpu", inputs=[{"rounds": 1, "seed": str(i)} for i in range(5)]),
         timeout=30,

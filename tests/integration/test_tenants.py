@@ -1,8 +1,8 @@
 """Tenants: the NATS user is the submitter, and nobody forges, reads or stalls another's work.
 
 A real nats-server with the embedded cluster's users (two client users, `client` and
-`client-2`, are two tenants) and every service as its own process. A hub from before tenants is
-taken over without losing a task.
+`client-2`, are two tenants) and every service as its own process. Tasks and swarm jobs alike. A
+hub from before tenants is taken over without losing a task or a swarm job.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import asyncio
 import json
 import os
 import sys
+import time
 import urllib.request
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -18,15 +19,27 @@ from pathlib import Path
 import nats
 import pytest
 from nats.js.api import KeyValueConfig
+from nats.js.errors import KeyNotFoundError
 
 from swarmhub import subjects
 from swarmhub.bus import HDR_MSG_ID
 from swarmhub.client import ResultCollector, SwarmClient
-from swarmhub.codec import encode
-from swarmhub.embedded import ClusterConfig, LocalCluster, free_port, free_port_block
-from swarmhub.errors import ServiceError
+from swarmhub.codec import encode, pack
+from swarmhub.embedded import ClusterConfig, LocalCluster, NatsServer, free_port, free_port_block
+from swarmhub.errors import ErrorCode, ServiceError
 from swarmhub.roles import inbox_for
-from swarmhub.schemas import ResultStatus, StatusReply, StatusRequest, SwarmJob, Task
+from swarmhub.schemas import (
+    JobProgress,
+    JobRecord,
+    JobRequest,
+    JobStatusReply,
+    ResultStatus,
+    StatusReply,
+    StatusRequest,
+    SwarmJob,
+    SwarmJobResult,
+    Task,
+)
 from tests.conftest import (
     cluster_running,
     hub_taking_over,
@@ -269,8 +282,105 @@ async def test_a_swarm_jobs_sub_tasks_are_the_coordinators_own(
     # Then it succeeds, and its sub-tasks' results belong to neither client tenant
     assert result.status == "succeeded", result.error
     assert result.value == inputs
-    assert await ann.result(f"{result.job_id}-0") is None
-    assert await bob.result(f"{result.job_id}-0") is None
+    sub_task = subjects.job_sub_task(ann.tenant, result.job_id, 0)
+    assert await ann.result(sub_task) is None
+    assert await bob.result(sub_task) is None
+
+
+async def test_a_tenant_can_neither_read_nor_ask_about_anothers_swarm_job(
+    cluster: LocalCluster, ann: SwarmClient, bob: SwarmClient
+) -> None:
+    # Given ann's finished swarm job
+    secret = [{"secret": "ann's"}]
+    result = await ann.run_job(SwarmJob(capability="echo", inputs=secret), timeout=60)
+    assert result.status == "succeeded" and result.value == secret
+    # Then bob's client, asking by the same id, finds no job of his: neither in the store nor
+    # from the coordinator
+    assert await bob.job_result(result.job_id) is None
+    theirs = await bob.job_status(result.job_id)
+    assert theirs.progress.state == "unknown" and theirs.result is None
+    # And bob may not direct-get ann's keys of the jobs bucket, nor list or read it otherwise
+    bob_url = cluster.url_as("client", 1)
+    stream = subjects.kv_stream(subjects.JOBS_BUCKET)
+    api = subjects.JS_API_PREFIX
+    for subject in (
+        *(
+            f"{api}.DIRECT.GET.{stream}.$KV.{subjects.JOBS_BUCKET}."
+            f"{subjects.job_key(kind, ann.tenant, result.job_id)}"
+            for kind in subjects.JOB_KINDS
+        ),
+        f"{api}.DIRECT.GET.{stream}",
+        f"{api}.STREAM.MSG.GET.{stream}",
+        f"{api}.STREAM.INFO.{stream}",  # would list every key
+        f"{api}.CONSUMER.CREATE.{stream}",  # a watch would read every key
+        subjects.job_status(ann.tenant),
+        subjects.job_submit(ann.tenant),
+    ):
+        assert await _refused(bob_url, "pub", subject), subject
+    # And a status request on bob's own subject that names ann is refused
+    with pytest.raises(ServiceError, match="subject names"):
+        await bob.bus.request(
+            subjects.job_status(bob.tenant),
+            JobRequest(job_id=result.job_id, tenant=ann.tenant),
+            JobStatusReply,
+        )
+    # While ann's own client reads it, as it did
+    assert await ann.job_result(result.job_id) == result
+    assert (await ann.job_status(result.job_id)).result == result
+
+
+async def test_a_tenant_cannot_hear_anothers_swarm_job(
+    cluster: LocalCluster, ann: SwarmClient
+) -> None:
+    bob_url = cluster.url_as("client", 1)
+    # bob may hear no job's events but his own: not every job's, not ann's
+    assert await _refused(bob_url, "sub", subjects.SWARM_JOB_EVENT_ALL)
+    assert await _refused(bob_url, "sub", subjects.tenant_job_events(ann.tenant))
+    assert await _refused(bob_url, "sub", subjects.swarm_job_event(ann.tenant, "j1"))
+    # while ann hears her own job's events (and a job of hers ends with its done event)
+    heard: list[JobProgress] = []
+    result = await ann.run_job(
+        SwarmJob(capability="echo", inputs=[{"i": 1}]), timeout=60, on_progress=heard.append
+    )
+    assert heard and heard[-1].state == "done" and heard[-1].job_id == result.job_id
+
+
+async def test_a_tenant_cannot_cancel_anothers_swarm_job(
+    ann: SwarmClient, bob: SwarmClient
+) -> None:
+    # Given ann's running swarm job
+    job = SwarmJob(capability="sleep", inputs=[{"ms": 1500}, {"ms": 1500}])
+    await ann.submit_job(job)
+    # When bob cancels its id
+    with pytest.raises(ServiceError) as refused:
+        await bob.cancel_job(job.id)
+    # Then he is told there is no such job of his, and ann's runs to its own end
+    assert refused.value.code is ErrorCode.NOT_FOUND
+    mine = await ann.wait_job(job.id, timeout=60)
+    assert mine.status == "succeeded", mine.error
+    assert mine.value == [{"slept_ms": 1500.0}] * 2
+
+
+async def test_the_same_job_id_from_two_tenants_is_two_jobs(
+    ann: SwarmClient, bob: SwarmClient
+) -> None:
+    # Given ann's job, and bob's of the same id with other inputs
+    job = SwarmJob(capability="echo", inputs=[{"by": "ann", "i": i} for i in range(3)])
+    theirs = job.model_copy(update={"inputs": [{"by": "bob"}]})
+    # When both submit them
+    accepted = await asyncio.gather(ann.submit_job(job), bob.submit_job(theirs))
+    # Then each is a new job of its tenant, with its own sub-tasks and its own result
+    assert [a.existing for a in accepted] == [False, False]
+    assert [a.total for a in accepted] == [3, 1]
+    mine, bobs = await asyncio.gather(
+        ann.wait_job(job.id, timeout=60), bob.wait_job(job.id, timeout=60)
+    )
+    assert mine.status == bobs.status == "succeeded"
+    assert mine.value == job.inputs
+    assert bobs.value == [{"by": "bob"}]
+    # And cancelling bob's, now finished, leaves both results as they were
+    assert (await bob.cancel_job(job.id)).result == bobs
+    assert await ann.job_result(job.id) == mine
 
 
 async def test_the_cli_acts_as_the_user_it_is_told(cluster: LocalCluster, bob: SwarmClient) -> None:
@@ -336,3 +446,59 @@ async def test_a_hub_from_before_tenants_is_taken_over_without_losing_a_task(
         assert await lane_consumer_filters(js) == {
             subjects.lane_consumer(lane): subjects.lane_filters(lane) for lane in subjects.LANES
         }
+
+
+async def test_swarm_jobs_stored_before_tenants_are_the_open_tenants_after_an_upgrade(
+    tmp_path: Path,
+) -> None:
+    # Given the jobs bucket a hub of before tenants left (no direct get; keys <kind>.<job id>):
+    # a job accepted but not yet run, and a job that had finished
+    server = NatsServer(tmp_path / "nats", name="old-jobs").start()
+    try:
+        nc = await nats.connect(server.url)
+        try:
+            js = nc.jetstream()
+            kv = await js.create_key_value(KeyValueConfig(bucket=subjects.JOBS_BUCKET))
+            inputs = [{"i": i} for i in range(3)]
+            waiting = SwarmJob(capability="echo", inputs=inputs)
+            record = JobRecord(job=waiting, accepted_at=time.time(), total=len(inputs))
+            await kv.put(subjects.legacy_job_key("job", waiting.id), _as_before(record))
+            done = SwarmJobResult(job_id="old-done", status="succeeded", value=[1], total=1)
+            await kv.put(subjects.legacy_job_key("result", done.job_id), encode(done))
+
+            # When the hub of today starts on it (open mode: the old jobs are `_open`'s)
+            async with hub_taking_over(server.url, tmp_path / "hub") as client:
+                assert client.tenant == subjects.OPEN_TENANT
+                # Then the waiting job is resumed and ends with its result, which the open
+                # tenant's client hears of and reads
+                result = await client.wait_job(waiting.id, timeout=60)
+                assert result.status == "succeeded", result.error
+                assert result.value == inputs
+                assert (await client.job_status(waiting.id)).result == result
+                # And the finished job answers as it was, from the store and the coordinator
+                assert await client.job_result(done.job_id) == done
+                assert (await client.job_status(done.job_id)).result == done
+                # And a finished old job cancelled again keeps its result
+                assert (await client.cancel_job(done.job_id)).result == done
+
+                # And the resumed job's record goes from its old key once it has ended
+                async def record_gone() -> bool:
+                    try:
+                        await kv.get(subjects.legacy_job_key("job", waiting.id))
+                    except KeyNotFoundError:
+                        return True
+                    return False
+
+                await wait_until(record_gone, 30, "the old job's record to be deleted")
+            # And the jobs bucket now answers direct gets (how a tenant reads its own keys)
+            info = await js.stream_info(subjects.kv_stream(subjects.JOBS_BUCKET))
+            assert info.config.allow_direct
+        finally:
+            await nc.close()
+    finally:
+        server.stop()
+
+
+def _as_before(record: JobRecord) -> bytes:
+    """A job record as a hub from before tenants encoded it (its job without a tenant)."""
+    return pack(record.model_dump(mode="python", exclude={"job": {"tenant"}}))

@@ -27,7 +27,7 @@ from swarmhub.schemas import (
     SwarmJobResult,
     TaskResult,
 )
-from swarmhub.swarm_coordinator.jobs import Job, Jobs, count_finished
+from swarmhub.swarm_coordinator.jobs import Job, JobRef, Jobs, count_finished
 from swarmhub.task_router.backlog import oldest_age
 from swarmhub.task_router.decisions import fault_of
 from swarmhub.task_router.results import count_capabilities
@@ -159,7 +159,8 @@ async def test_the_running_jobs_gauge_goes_up_and_down_with_the_jobs_held() -> N
     )
     assert sample(metrics.JOBS_RUNNING, "swarmhub_jobs_running") == 0
     # When it holds a job, Then the gauge counts it
-    jobs.running[record.job.id] = Job(record, keep_bytes=1024)
+    ref = JobRef("t1", record.job.id)
+    jobs.running[ref] = Job(ref, record, keep_bytes=1024)
     assert sample(metrics.JOBS_RUNNING, "swarmhub_jobs_running") == 1
     # When it stops (as when it steps down), Then the gauge is back at 0
     await jobs.stop()

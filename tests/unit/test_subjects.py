@@ -57,3 +57,65 @@ def test_srv_subjects_are_the_three_adr32_levels() -> None:
 def test_capability_of_submit_subject() -> None:
     assert subjects.capability_of(subjects.task_submit("ann", "cpu")) == "cpu"
     assert subjects.tenant_of(subjects.task_submit("ann", "cpu")) == "ann"
+
+
+def test_swarm_job_builders_are_per_tenant() -> None:
+    assert subjects.job_submit("ann") == "hub.swarm.job.submit.ann"
+    assert subjects.job_status("ann") == "hub.swarm.job.status.ann"
+    assert subjects.job_cancel("ann") == "hub.swarm.job.cancel.ann"
+    assert subjects.swarm_job_event("ann", "j1") == "hub.swarm.job.event.ann.j1"
+    assert subjects.tenant_job_events("ann") == "hub.swarm.job.event.ann.*"
+    assert subjects.job_key("result", "ann", "j1") == "result.ann.j1"
+    assert subjects.legacy_job_key("result", "j1") == "result.j1"
+    assert subjects.tenant_job_gets("ann") == "$JS.API.DIRECT.GET.KV_hub_jobs.$KV.hub_jobs.*.ann.*"
+    for builder in (subjects.job_submit, subjects.job_status, subjects.job_cancel):
+        assert fnmatch_nats(builder("ann"), "hub.swarm.job.>")
+    with pytest.raises(ValueError, match="must contain only"):
+        subjects.job_submit("a.b")
+    with pytest.raises(ValueError, match="Invalid job entry"):
+        subjects.job_key("secrets", "ann", "j1")
+
+
+def test_a_jobs_key_names_its_tenant_and_an_old_key_is_the_open_tenants() -> None:
+    for kind in subjects.JOB_KINDS:
+        assert subjects.job_of_key(subjects.job_key(kind, "ann", "j1")) == ("ann", "j1", False)
+        assert subjects.job_of_key(subjects.legacy_job_key(kind, "j1")) == (
+            subjects.OPEN_TENANT,
+            "j1",
+            True,
+        )
+    with pytest.raises(ValueError, match="Invalid jobs bucket key"):
+        subjects.job_of_key("job.a.b.c")
+
+
+def test_sub_task_ids_differ_between_tenants_and_are_task_ids() -> None:
+    # The same job id under two tenants, and tenants whose names run into the job id
+    ann = subjects.job_sub_task("ann", "j1", 0)
+    bob = subjects.job_sub_task("bob", "j1", 0)
+    assert ann != bob
+    assert ann.startswith("j1-") and ann.endswith("-0")
+    assert subjects.job_sub_task("ann", "j1", "reduce").endswith("-reduce")
+    assert subjects.job_sub_task("a-b", "c", 0) != subjects.job_sub_task("a", "b-c", 0)
+    assert subjects.legacy_job_sub_task("j1", 3) == "j1-3"
+    # The longest job id and tenant still make a task id (at most 128 token characters)
+    longest = subjects.job_sub_task("t" * 128, "j" * 96, "reduce")
+    assert len(longest) <= 128 and subjects.check_token(longest, "task id") == longest
+    # Read from the right, the digest's fixed width makes (job id, tenant, n) recoverable
+    ids = {
+        subjects.job_sub_task(tenant, job, n)
+        for tenant in ("ann", "bob", "a-b", "_open")
+        for job in ("j1", "j1-0", "x", "x-1")
+        for n in (0, 1, 10)
+    }
+    assert len(ids) == 4 * 4 * 3
+
+
+def fnmatch_nats(subject: str, pattern: str) -> bool:
+    """Whether a NATS subject matches a wildcard pattern (`*` one token, `>` the rest)."""
+    tokens, wanted = subject.split("."), pattern.split(".")
+    for i, want in enumerate(wanted):
+        if want == ">":
+            return len(tokens) > i
+        if i >= len(tokens) or (want != "*" and want != tokens[i]):
+            return False
+    return len(tokens) == len(wanted)
