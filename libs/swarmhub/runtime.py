@@ -239,6 +239,7 @@ class Service:
         await nc.flush()
         if self.runtime_settings.gc_settle:
             heap.settle()
+            self.spawn_loop(heap.collect_often(), "collect_garbage")
         self.serving = True
         self.log.info(
             "service_started",

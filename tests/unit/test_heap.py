@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 from collections.abc import Iterator
 
@@ -25,3 +26,25 @@ def test_settle_freezes_what_start_up_made_and_collects_young_objects_less_often
     heap.settle()
     assert gc.get_freeze_count() > 0
     assert gc.get_threshold() == (heap.YOUNG_THRESHOLD, 10, 10)
+
+
+async def test_a_settled_service_collects_in_full_every_period() -> None:
+    # Given a fake clock that counts the periods slept and a collector that counts its runs
+    slept: list[float] = []
+    collected: list[int] = []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        if len(slept) > 3:
+            raise asyncio.CancelledError  # the service stops
+
+    def collect() -> int:
+        collected.append(len(slept))
+        return 0
+
+    # When the loop runs through three periods
+    with pytest.raises(asyncio.CancelledError):
+        await heap.collect_often(60.0, sleep, collect)
+    # Then it collected once after each period, never before the first
+    assert slept == [60.0] * 4
+    assert collected == [1, 2, 3]
