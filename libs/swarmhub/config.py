@@ -117,8 +117,8 @@ class RuntimeSettings(_Env):
     )
     gc_settle: bool = Field(
         default=True,
-        description="Once serving, freeze start-up objects and collect garbage less often "
-        "(false = CPython's defaults).",
+        description="Once serving, freeze start-up objects, collect young garbage less often "
+        "and everything once a minute (false = CPython's defaults).",
     )
 
 
