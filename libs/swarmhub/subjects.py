@@ -105,6 +105,11 @@ def check_lane(lane: str) -> str:
     return lane
 
 
+def _of_tenant(path: str, tenant: str, tail: str = "") -> str:
+    """`hub.<path>.<tenant><tail>`: a subject (or wildcard) of one tenant's own."""
+    return f"{PREFIX}.{path}.{check_token(tenant, 'tenant')}{tail}"
+
+
 def task_submit(tenant: str, capability: str, priority: str = DEFAULT_LANE) -> str:
     """Subject `tenant`'s task for `capability` in lane `priority` is published to.
 
@@ -119,7 +124,7 @@ def task_submit(tenant: str, capability: str, priority: str = DEFAULT_LANE) -> s
 
 def tenant_submits(tenant: str) -> str:
     """Every submit subject of one tenant (what its permissions let it publish)."""
-    return f"{PREFIX}.task.submit.{check_token(tenant, 'tenant')}.>"
+    return _of_tenant("task.submit", tenant, ".>")
 
 
 def submit_template(priority: str = DEFAULT_LANE) -> str:
@@ -175,7 +180,7 @@ def task_result(tenant: str, task_id: str) -> str:
 
 def tenant_results(tenant: str) -> str:
     """The result events of every task of one tenant."""
-    return f"{PREFIX}.task.result.{check_token(tenant, 'tenant')}.>"
+    return _of_tenant("task.result", tenant, ".>")
 
 
 def result_key(tenant: str, task_id: str) -> str:
@@ -193,12 +198,12 @@ def tenant_result_gets(tenant: str, api_prefix: str = JS_API_PREFIX) -> str:
 
 def task_status(tenant: str) -> str:
     """Subject one tenant asks the routers for the state of its own tasks on."""
-    return f"{PREFIX}.task.status.{check_token(tenant, 'tenant')}"
+    return _of_tenant("task.status", tenant)
 
 
 def task_cancel(tenant: str) -> str:
     """Subject one tenant asks the routers to cancel its own tasks on."""
-    return f"{PREFIX}.task.cancel.{check_token(tenant, 'tenant')}"
+    return _of_tenant("task.cancel", tenant)
 
 
 def task_cancelled(tenant: str, task_id: str) -> str:
@@ -213,7 +218,7 @@ def task_progress(tenant: str, task_id: str) -> str:
 
 def tenant_progress(tenant: str) -> str:
     """The progress events of every task of one tenant."""
-    return f"{PREFIX}.task.progress.{check_token(tenant, 'tenant')}.>"
+    return _of_tenant("task.progress", tenant, ".>")
 
 
 def scoped_of(subject: str) -> tuple[str, str]:
@@ -269,30 +274,28 @@ def swarm_event(kind: str) -> str:
 
 def job_submit(tenant: str) -> str:
     """Subject one tenant submits its swarm jobs on (its permissions allow its own only)."""
-    return f"{PREFIX}.swarm.job.submit.{check_token(tenant, 'tenant')}"
+    return _of_tenant("swarm.job.submit", tenant)
 
 
 def job_status(tenant: str) -> str:
     """Subject one tenant asks where its own swarm jobs stand on."""
-    return f"{PREFIX}.swarm.job.status.{check_token(tenant, 'tenant')}"
+    return _of_tenant("swarm.job.status", tenant)
 
 
 def job_cancel(tenant: str) -> str:
     """Subject one tenant cancels its own swarm jobs on."""
-    return f"{PREFIX}.swarm.job.cancel.{check_token(tenant, 'tenant')}"
+    return _of_tenant("swarm.job.cancel", tenant)
 
 
 def swarm_job_event(tenant: str, job_id: str) -> str:
     """Subject the progress events of one tenant's swarm job are published on (by the
     coordinator only): `hub.swarm.job.event.<tenant>.<job id>`."""
-    return (
-        f"{PREFIX}.swarm.job.event.{check_token(tenant, 'tenant')}.{check_token(job_id, 'job id')}"
-    )
+    return _of_tenant("swarm.job.event", tenant, f".{check_token(job_id, 'job id')}")
 
 
 def tenant_job_events(tenant: str) -> str:
     """The progress events of every swarm job of one tenant."""
-    return f"{PREFIX}.swarm.job.event.{check_token(tenant, 'tenant')}.*"
+    return _of_tenant("swarm.job.event", tenant, ".*")
 
 
 JOB_KINDS = ("job", "progress", "result")

@@ -75,9 +75,7 @@ async def measure(url: str, count: int, capability: str = "echo") -> list[Phases
             if future is not None and not future.done():
                 future.set_result((heard, result))
 
-        sub = await client.bus.nc.subscribe(
-            subjects.tenant_results(client.bus.tenant), cb=on_result
-        )
+        sub = await client.bus.nc.subscribe(subjects.tenant_results(client.tenant), cb=on_result)
         await client.bus.nc.flush()
         samples: list[Phases] = []
         try:

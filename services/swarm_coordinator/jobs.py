@@ -191,9 +191,6 @@ class Jobs:
             direct=True,
         )
         self.results: KeyValue = await bus.js.key_value(subjects.RESULTS_BUCKET)
-        # Sub-tasks are the coordinator's own (its user is their tenant): their result events
-        # come on its tenant's subjects and their results are kept under its tenant's keys.
-        self.result_prefix = subjects.task_result(bus.tenant, "x")[:-1]
         self.client = SwarmClient(bus)
         await bus.nc.subscribe(subjects.SWARM_JOB_ADOPT, cb=self._on_adopt)
         for i in range(FETCHERS):
@@ -715,7 +712,9 @@ class Jobs:
         stored (no process may publish them, roles.py), so the event is as trustworthy as the
         store and saves a read per sub-task. One that does not decode is looked up in the store.
         """
-        task_id = msg.subject[len(self.result_prefix) :]
+        # Sub-tasks are the coordinator's own (its user is their tenant): their result events
+        # come on its tenant's subjects and their results are kept under its tenant's keys.
+        _, task_id = subjects.scoped_of(msg.subject)
         entry = self.pending.get(task_id)
         if entry is None or not holds_value(msg):
             return

@@ -45,11 +45,9 @@ class TaskScenario(Scenario):
 
     async def setup(self) -> None:
         """Listen to the tenant's result events once, instead of one subscription per task."""
-        tenant = self.client.tenant
-        prefix_len = len(subjects.task_result(tenant, "x")) - len("x")
 
         async def on_result(msg: Msg) -> None:
-            future = self._waiting.get(msg.subject[prefix_len:])
+            future = self._waiting.get(subjects.scoped_of(msg.subject)[1])
             if future is None or future.done() or not holds_value(msg):
                 return
             try:
@@ -58,7 +56,7 @@ class TaskScenario(Scenario):
                 future.set_exception(exc)
 
         self._sub = await self.client.bus.nc.subscribe(
-            subjects.tenant_results(tenant), cb=on_result
+            subjects.tenant_results(self.client.tenant), cb=on_result
         )
         await self.client.bus.nc.flush()
 
