@@ -113,7 +113,7 @@ async def ensure_kv(
             )
         except BadRequestError:
             kv = await js.key_value(bucket)
-    if (direct and not kv._direct) or republish is not None:
+    if direct or republish is not None:
         config = (await js.stream_info(subjects.kv_stream(bucket))).config
         wanted = replace(
             config,
