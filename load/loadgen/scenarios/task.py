@@ -12,6 +12,7 @@ from swarmhub.errors import ErrorCode, ServiceError
 from swarmhub.loadgen.scenarios.base import Scenario
 from swarmhub.schemas import ResultStatus, Task, TaskResult
 from swarmhub.store import holds_value
+from swarmhub.waits import within
 
 _STATUS_CODES = {
     ResultStatus.TIMED_OUT: ErrorCode.TIMEOUT,
@@ -78,7 +79,7 @@ class TaskScenario(Scenario):
         try:
             await self.client.submit(task)
             try:
-                result = await asyncio.wait_for(future, timeout=self.config.timeout)
+                result = await within(future, self.config.timeout)
             except TimeoutError:
                 stored = await self.client.result(task.id)
                 if stored is None:
