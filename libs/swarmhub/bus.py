@@ -29,7 +29,7 @@ from swarmhub.acks import (
 from swarmhub.config import BusSettings
 from swarmhub.errors import ErrorCode, NoResponders, ServiceError
 from swarmhub.limits import Limits, cut
-from swarmhub.roles import inbox_for, tenant_for
+from swarmhub.roles import dedupe_key_for, inbox_for, tenant_for
 from swarmhub.schemas import ErrorInfo
 from swarmhub.tls import client_context, find_ca, tls_first
 from swarmhub.tracing import SpanKind
@@ -154,6 +154,8 @@ class Bus:
         self._buckets: dict[str, KeyValue] = {}
         self.tenant = tenant_for(settings.nats_url)
         """The tenant this connection acts as: its NATS user (see `roles.tenant_for`)."""
+        self.dedupe_key = dedupe_key_for(settings.nats_url)
+        """The key of this connection's submit ids (see `subjects.submit_id`)."""
 
     def encode(self, model: BaseModel) -> bytes:
         """Encode within this connection's body limit."""

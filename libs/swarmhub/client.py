@@ -254,8 +254,9 @@ class SwarmClient:
         await self.bus.js_publish(
             subjects.task_submit(self.tenant, task.capability, task.priority),
             data,
-            # Dedupe per tenant: another tenant's task of the same id is another task.
-            msg_id=subjects.result_key(self.tenant, task.id),
+            # Dedupe per tenant: another tenant's task of the same id is another task, and no
+            # other tenant can write this tenant's ids (they are keyed with its password).
+            msg_id=subjects.submit_id(self.tenant, task.id, self.bus.dedupe_key),
             template=subjects.submit_template(task.priority),
             span_attributes=tracing.task_attributes(task.id, task.capability)
             if tracing.switch.on

@@ -11,6 +11,7 @@ name, ask about and cancel only its own, hear only their events and read only th
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -126,6 +127,15 @@ def tenant_for(url: str) -> str:
     """The tenant a connection to `url` acts as: its user name, else the open-mode tenant."""
     user = urlparse(url.split(",")[0].strip()).username
     return user or s.OPEN_TENANT
+
+
+def dedupe_key_for(url: str) -> bytes | None:
+    """The key of a connection's submit ids (`subjects.submit_id`), derived from its password
+    so that no other user can compute it; None without a password (open mode)."""
+    password = urlparse(url.split(",")[0].strip()).password
+    if not password:
+        return None
+    return hashlib.blake2b(password.encode(), digest_size=32, person=b"swarmhub-dedupe").digest()
 
 
 def inbox_prefix(user: str) -> str:

@@ -188,6 +188,19 @@ def result_key(tenant: str, task_id: str) -> str:
     return _scoped(tenant, task_id)
 
 
+def submit_id(tenant: str, task_id: str, key: bytes | None = None) -> str:
+    """A submit's `Nats-Msg-Id`: `<tenant>.<task id>`, then a tag keyed with `key` when given.
+
+    JetStream dedupes by this id whatever subject a message came on, so a tenant that learned
+    another's task id early could publish that id first and make the real submit a duplicate.
+    With the tag (the same on every retry) only the tenant's own clients can write its ids.
+    """
+    scoped = _scoped(tenant, task_id)
+    if key is None:
+        return scoped
+    return f"{scoped}.{hashlib.blake2b(scoped.encode(), key=key, digest_size=8).hexdigest()}"
+
+
 def tenant_result_gets(tenant: str, api_prefix: str = JS_API_PREFIX) -> str:
     """Direct gets of one tenant's keys of the results bucket, and of no one else's."""
     stream = kv_stream(RESULTS_BUCKET)

@@ -456,8 +456,10 @@ def _check_tenant(tenant: str, subject: str) -> None:
 
 
 def _header_task_id(tenant: str, header_id: str | None) -> str | None:
-    """The task id a submit's Nats-Msg-Id names (`<tenant>.<task id>`, or a bare id), if valid."""
+    """The task id a submit's Nats-Msg-Id names (`<tenant>.<task id>[.<tag>]`, or a bare id),
+    if valid; an id under another tenant's name names none."""
     if header_id is None:
         return None
-    task_id = header_id.removeprefix(f"{tenant}.")
-    return task_id if _TOKEN.match(task_id) else None
+    if header_id.startswith(f"{tenant}."):
+        header_id = header_id[len(tenant) + 1 :].split(".", 1)[0]
+    return header_id if _TOKEN.match(header_id) else None

@@ -192,6 +192,26 @@ async def test_the_same_id_from_two_tenants_is_two_tasks(
     assert (await bob.wait(both.id, timeout=30)).output == {"by": "bob"}
 
 
+async def test_a_tenant_that_learned_anothers_task_id_cannot_make_its_submit_a_duplicate(
+    ann: SwarmClient, bob: SwarmClient
+) -> None:
+    # Given bob knows the id of a task ann is about to submit, and publishes first, on his own
+    # subject, under ann's dedupe id as it looks untagged and with a guessed tag
+    task = Task(capability="echo", payload={"by": "ann"})
+    for forged in (subjects.result_key(ann.tenant, task.id), f"{ann.tenant}.{task.id}.0"):
+        stored = await bob.bus.js.publish(
+            subjects.task_submit(bob.tenant, "echo"),
+            encode(Task(capability="echo", payload={"by": "bob"})),
+            headers={HDR_MSG_ID: forged},
+        )
+        assert not stored.duplicate
+    # When ann submits it
+    await ann.submit(task)
+    # Then it is not taken for a duplicate: it runs, with ann's own payload
+    mine = await ann.wait(task.id, timeout=30)
+    assert mine.status is ResultStatus.SUCCEEDED and mine.output == {"by": "ann"}
+
+
 async def test_a_cancel_stops_only_the_askers_attempt_of_a_shared_id(
     ann: SwarmClient, bob: SwarmClient
 ) -> None:

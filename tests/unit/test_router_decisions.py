@@ -98,3 +98,14 @@ def test_a_task_no_agent_took_is_dead_lettered_with_the_wait() -> None:
     outcome = no_agent_result(Task(capability="translate"), 30.0, NOW)
     assert outcome.dead_letter and outcome.result.status is ResultStatus.DEAD_LETTERED
     assert outcome.result.error is not None and "waited 30 s" in outcome.result.error.message
+
+
+def test_a_rejected_submits_task_id_is_read_from_its_own_tenants_dedupe_id_only() -> None:
+    from swarmhub.task_router.service import _header_task_id
+
+    assert _header_task_id("ann", "ann.abc") == "abc"
+    assert _header_task_id("ann", "ann.abc.0f1e2d3c4b5a6978") == "abc"  # tagged by SwarmClient
+    assert _header_task_id("ann", "ann.abc.a2") == "abc"  # the router's own retry
+    assert _header_task_id("ann", "abc") == "abc"  # bare
+    assert _header_task_id("ann", "bob.abc.0f1e2d3c4b5a6978") is None  # another tenant's name
+    assert _header_task_id("ann", None) is None

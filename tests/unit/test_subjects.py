@@ -119,3 +119,12 @@ def fnmatch_nats(subject: str, pattern: str) -> bool:
         if i >= len(tokens) or (want != "*" and want != tokens[i]):
             return False
     return len(tokens) == len(wanted)
+
+
+def test_a_submit_id_is_the_tenants_key_with_a_tag_only_its_key_makes() -> None:
+    assert subjects.submit_id("ann", "abc") == "ann.abc"
+    tagged = subjects.submit_id("ann", "abc", b"k" * 32)
+    assert tagged.startswith("ann.abc.") and len(tagged) == len("ann.abc.") + 16
+    assert subjects.submit_id("ann", "abc", b"k" * 32) == tagged  # the same on every retry
+    assert subjects.submit_id("ann", "abc", b"j" * 32) != tagged
+    assert subjects.submit_id("bob", "abc", b"k" * 32) != "bob." + tagged.removeprefix("ann.")
