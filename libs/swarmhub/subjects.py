@@ -195,10 +195,14 @@ def submit_id(tenant: str, task_id: str, key: bytes | None = None) -> str:
     another's task id early could publish that id first and make the real submit a duplicate.
     With the tag (the same on every retry) only the tenant's own clients can write its ids.
     """
-    scoped = _scoped(tenant, task_id)
+    return tagged_id(_scoped(tenant, task_id), key)
+
+
+def tagged_id(msg_id: str, key: bytes | None) -> str:
+    """`msg_id` followed by `.<tag>`, a BLAKE2b of it keyed with `key` (unchanged without one)."""
     if key is None:
-        return scoped
-    return f"{scoped}.{hashlib.blake2b(scoped.encode(), key=key, digest_size=8).hexdigest()}"
+        return msg_id
+    return f"{msg_id}.{hashlib.blake2b(msg_id.encode(), key=key, digest_size=8).hexdigest()}"
 
 
 def tenant_result_gets(tenant: str, api_prefix: str = JS_API_PREFIX) -> str:

@@ -317,7 +317,9 @@ class TaskRouter(Service):
                 await self.bus.js_publish(
                     subjects.task_submit(tenant, task.capability, lane),
                     outcome.task,
-                    msg_id=f"{tenant}.{outcome.msg_id}",  # dedupe is per tenant, as submits
+                    # Dedupe per tenant as submits, tagged with the routers' own key (they share
+                    # one user) so that no tenant can write a retry's id before it is sent.
+                    msg_id=subjects.tagged_id(f"{tenant}.{outcome.msg_id}", self.bus.dedupe_key),
                     template=subjects.submit_template(lane),
                 )
             except ServiceError as exc:

@@ -106,6 +106,7 @@ def test_a_rejected_submits_task_id_is_read_from_its_own_tenants_dedupe_id_only(
     assert _header_task_id("ann", "ann.abc") == "abc"
     assert _header_task_id("ann", "ann.abc.0f1e2d3c4b5a6978") == "abc"  # tagged by SwarmClient
     assert _header_task_id("ann", "ann.abc.a2") == "abc"  # the router's own retry
+    assert _header_task_id("ann", "ann.abc.a2.0f1e2d3c4b5a6978") == "abc"  # tagged
     assert _header_task_id("ann", "abc") == "abc"  # bare
     assert _header_task_id("ann", "bob.abc.0f1e2d3c4b5a6978") is None  # another tenant's name
     assert _header_task_id("ann", None) is None

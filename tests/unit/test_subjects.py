@@ -128,3 +128,12 @@ def test_a_submit_id_is_the_tenants_key_with_a_tag_only_its_key_makes() -> None:
     assert subjects.submit_id("ann", "abc", b"k" * 32) == tagged  # the same on every retry
     assert subjects.submit_id("ann", "abc", b"j" * 32) != tagged
     assert subjects.submit_id("bob", "abc", b"k" * 32) != "bob." + tagged.removeprefix("ann.")
+
+
+def test_a_retrys_id_is_tagged_like_a_submits() -> None:
+    assert subjects.tagged_id("ann.abc.a2", None) == "ann.abc.a2"
+    tagged = subjects.tagged_id("ann.abc.a2", b"r" * 32)
+    assert tagged.startswith("ann.abc.a2.") and tagged != subjects.tagged_id(
+        "ann.abc.a2", b"s" * 32
+    )
+    assert subjects.submit_id("ann", "abc", b"r" * 32) == subjects.tagged_id("ann.abc", b"r" * 32)
