@@ -66,24 +66,23 @@ class PerTurn(Generic[V]):
         self._tasks: set[asyncio.Task[None]] = set()
 
     def add(self, key: str, value: V) -> None:
-        """Queue `value` under `key`; the first value of a turn schedules the hand-over."""
+        """Queue `value` under `key`; the first value of a turn starts the task that sends."""
         if not self._pending:
-            asyncio.get_running_loop().call_soon(self._hand_over)
+            # A new task's first step runs after every callback already due, so it takes all
+            # that is added until then; starting it here, not from a call_soon, saves a turn.
+            task = asyncio.ensure_future(self._hand_over())
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
         self._pending.setdefault(key, []).append(value)
 
-    def _hand_over(self) -> None:
+    async def _hand_over(self) -> None:
         pending, self._pending = self._pending, {}
-        task = asyncio.ensure_future(self.send(pending))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        await self.send(pending)
 
     async def drain(self) -> None:
         """Wait until everything added so far has been handed over and sent."""
-        while self._pending or self._tasks:
-            if self._tasks:
-                await asyncio.wait(set(self._tasks))
-            else:
-                await asyncio.sleep(0)  # the hand-over is scheduled for the end of this turn
+        while self._tasks:  # a value waiting to be sent always has its task
+            await asyncio.wait(set(self._tasks))
 
 
 class BatchReplier:
