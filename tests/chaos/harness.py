@@ -16,7 +16,7 @@ import psutil
 
 from swarmhub import subjects
 from swarmhub.client import ResultCollector, SwarmClient
-from swarmhub.embedded import ClusterConfig, LocalCluster, free_port
+from swarmhub.embedded import ClusterConfig, LocalCluster, free_port_block
 from swarmhub.errors import ServiceError
 from swarmhub.schemas import ResultStatus, Task, TaskResult
 
@@ -33,7 +33,9 @@ FAST_FAILOVER_ENV = {
 def make_cluster(tmp: Path, **overrides: object) -> LocalCluster:
     """A local cluster tuned for quick failure detection, on free loopback ports."""
     env = {**FAST_FAILOVER_ENV, **overrides.pop("extra_env", {})}  # type: ignore[dict-item]
-    config = ClusterConfig(data_dir=tmp, port=free_port(), extra_env=env, **overrides)  # type: ignore[arg-type]
+    # Nodes of a JetStream cluster listen on consecutive client ports: all of them must be free.
+    port = free_port_block(int(overrides.get("nats_nodes", 1)))  # type: ignore[call-overload]
+    config = ClusterConfig(data_dir=tmp, port=port, extra_env=env, **overrides)  # type: ignore[arg-type]
     return LocalCluster(config, on_event=lambda text: print(f"[cluster] {text}"))
 
 
