@@ -15,7 +15,7 @@ import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from urllib.parse import urlparse
+from urllib.parse import ParseResult, urlparse
 
 from swarmhub import subjects as s
 
@@ -123,16 +123,20 @@ def tenant_subjects(user: str) -> Own:
     )
 
 
+def _first(url: str) -> ParseResult:
+    """The first URL of `url` (one or a comma list), parsed: the one whose user logs in."""
+    return urlparse(url.split(",")[0].strip())
+
+
 def tenant_for(url: str) -> str:
     """The tenant a connection to `url` acts as: its user name, else the open-mode tenant."""
-    user = urlparse(url.split(",")[0].strip()).username
-    return user or s.OPEN_TENANT
+    return _first(url).username or s.OPEN_TENANT
 
 
 def dedupe_key_for(url: str) -> bytes | None:
     """The key of a connection's submit ids (`subjects.submit_id`), derived from its password
     so that no other user can compute it; None without a password (open mode)."""
-    password = urlparse(url.split(",")[0].strip()).password
+    password = _first(url).password
     if not password:
         return None
     return hashlib.blake2b(password.encode(), digest_size=32, person=b"swarmhub-dedupe").digest()
@@ -145,7 +149,7 @@ def inbox_prefix(user: str) -> str:
 
 def inbox_for(url: str) -> str:
     """The inbox prefix a connection to `url` must use: its user's own, else the default."""
-    user = urlparse(url.split(",")[0].strip()).username
+    user = _first(url).username
     return inbox_prefix(user) if user else "_INBOX"
 
 

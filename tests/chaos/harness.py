@@ -71,7 +71,7 @@ async def submit_stream(
             await client.bus.js_publish(
                 subjects.task_submit(client.tenant, task.capability, task.priority),
                 task,
-                msg_id=subjects.result_key(client.tenant, task.id),
+                msg_id=subjects.submit_id(client.tenant, task.id, client.bus.dedupe_key),
                 timeout=timeout,
             )
             ledger.accepted.append(task.id)
