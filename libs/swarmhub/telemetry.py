@@ -148,8 +148,8 @@ def configure_tracing(service: str, instance_id: str, settings: TelemetrySetting
     if not settings.otlp_endpoint:
         tracing.enable(False)
         return
-    # The sampler is the SDK's choice from OTEL_TRACES_SAMPLER / OTEL_TRACES_SAMPLER_ARG
-    # (default parentbased_always_on): the root decides, every hop after it follows.
+    # The sampler is the one OTEL_TRACES_SAMPLER / OTEL_TRACES_SAMPLER_ARG name (default
+    # parentbased_always_on): the root decides, every hop after it follows.
     try:
         from opentelemetry import trace
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
@@ -162,13 +162,17 @@ def configure_tracing(service: str, instance_id: str, settings: TelemetrySetting
             f"pip install 'swarmhub[otlp]' ({exc})"
         ) from None
 
+    sampling = tracing.ratio_sampling()  # a ratio sampler's roots are decided without the SDK
     provider = TracerProvider(
-        resource=Resource.create({"service.name": service, "service.instance.id": instance_id})
+        resource=Resource.create({"service.name": service, "service.instance.id": instance_id}),
+        **sampling,
     )
     endpoint = settings.otlp_endpoint.rstrip("/") + "/v1/traces"
     provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=endpoint)))
     trace.set_tracer_provider(provider)
-    tracing.enable(True, heartbeats=settings.trace_heartbeats)
+    ours = trace.get_tracer_provider() is provider  # (a provider set earlier is kept instead)
+    roots = sampling.get("id_generator") if ours else None
+    tracing.enable(True, heartbeats=settings.trace_heartbeats, roots=roots)
 
 
 class _ClientTracing:

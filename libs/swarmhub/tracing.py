@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import os
 import random
 import re
 import sys
+import threading
 from collections.abc import Iterator, Mapping
 from contextvars import ContextVar
 from types import TracebackType
@@ -111,6 +113,7 @@ class _Api:
     quiet_span: Any = None  # the one span every unsampled hop makes current, see `_QuietSpan`
     quiet_context: Any = None  # an OpenTelemetry context holding only that span
     kinds: tuple[Any, ...] = ()  # OpenTelemetry's span kinds by value (faster than by call)
+    roots: Any = None  # the provider's `_chosen_ids` generator, when new traces are decided here
 
 
 _otel = _Api()
@@ -185,11 +188,13 @@ def _w3c(api: _Api) -> bool:
     return api.w3c
 
 
-def enable(on: bool = True, *, heartbeats: bool = False) -> None:
+def enable(on: bool = True, *, heartbeats: bool = False, roots: Any = None) -> None:
     """Turn span recording on (an exporter is configured) or off; heartbeats stay quiet unless
-    asked for. OpenTelemetry is imported only when turned on."""
+    asked for. OpenTelemetry is imported only when turned on. `roots` is the id generator of
+    `ratio_sampling` when the global provider was built with it: new traces are decided here."""
     if on:
         _api()
+    _otel.roots = roots if on else None
     switch.on = on
     switch.quiet = frozenset() if heartbeats else HEARTBEAT_TEMPLATES
 
@@ -255,17 +260,20 @@ class _Quiet:
     from it carries (so each hop asks one context variable, not OpenTelemetry, about it); for
     `_QuietSpan`, the span's own canonical traceparent (`header`)."""
 
-    __slots__ = ("context", "header", "parsed", "traceparent")
+    __slots__ = ("context", "header", "parsed", "remote", "traceparent")
 
-    def __init__(self, context: Context, traceparent: str | None, header: str | None) -> None:
+    def __init__(
+        self, context: Context, traceparent: str | None, header: str | None, remote: bool = True
+    ) -> None:
         self.context = context
         self.traceparent = traceparent
         self.header = header
+        self.remote = remote  # whether `header` came from the sender (else: a root made here)
         self.parsed: Any = None
 
     def span_context(self) -> Any:
-        """The span context `header` stands for (remote: it came from the sender), parsed on
-        first need; OpenTelemetry's invalid one without a header."""
+        """The span context `header` stands for, parsed on first need; OpenTelemetry's invalid
+        one without a header."""
         if self.parsed is None:
             trace = _otel.trace
             header = self.header
@@ -274,7 +282,7 @@ class _Quiet:
             self.parsed = trace.SpanContext(
                 trace_id=int(header[3:35], 16),
                 span_id=int(header[36:52], 16),
-                is_remote=True,
+                is_remote=self.remote,
                 trace_flags=trace.TraceFlags(int(header[53:55], 16)),
             )
         return self.parsed
@@ -298,11 +306,12 @@ class _Current:
     `span`, the shared `_QuietSpan` stands for the one whose canonical traceparent is `header`
     (then required), in a shared context when nothing else is current."""
 
-    __slots__ = ("header", "quiet_token", "span", "token")
+    __slots__ = ("header", "quiet_token", "remote", "span", "token")
 
-    def __init__(self, span: Span | None, header: str | None = None) -> None:
+    def __init__(self, span: Span | None, header: str | None = None, remote: bool = True) -> None:
         self.span = span
         self.header = header  # the span's canonical traceparent, when already at hand
+        self.remote = remote  # whether that traceparent came from the sender
         self.token: object = None
         self.quiet_token: Any = None
 
@@ -317,7 +326,7 @@ class _Current:
             context = api.trace.set_span_in_context(span)
         self.token = api.context.attach(context)
         header = _traceparent(api, context, span, self.header)
-        self.quiet_token = _quiet.set(_Quiet(context, header, self.header))
+        self.quiet_token = _quiet.set(_Quiet(context, header, self.header, self.remote))
         return cast("Span", span)
 
     def __exit__(
@@ -362,6 +371,71 @@ def _unsampled_sender(api: _Api, headers: Mapping[str, str]) -> _Current | None:
     return _Current(None, header)  # sent on as it came: the propagator would write the same
 
 
+RATIO_SAMPLERS = ("traceidratio", "parentbased_traceidratio")
+"""OTEL_TRACES_SAMPLER values whose decision on a new trace `_unsampled_root` makes itself."""
+
+_LOW_64 = (1 << 64) - 1
+
+
+def ratio_sampling() -> dict[str, Any]:
+    """TracerProvider arguments that let new traces be decided here, as the SDK would: when
+    OTEL_TRACES_SAMPLER names a ratio sampler with a valid OTEL_TRACES_SAMPLER_ARG, that sampler
+    and an id generator that keeps a sampled root's trace id; else none (the SDK reads both)."""
+    name = os.environ.get("OTEL_TRACES_SAMPLER", "parentbased_always_on").lower()
+    if name not in RATIO_SAMPLERS:
+        return {}
+    try:
+        rate = float(os.environ.get("OTEL_TRACES_SAMPLER_ARG", ""))
+    except ValueError:
+        return {}  # the SDK warns and samples everything
+    if not 0.0 <= rate <= 1.0:
+        return {}
+    from opentelemetry.sdk.trace import sampling
+
+    # The very sampler the SDK would build from the environment, and its rule's bound.
+    chosen = (
+        sampling.TraceIdRatioBased if name == "traceidratio" else sampling.ParentBasedTraceIdRatio
+    )
+    bound = sampling.TraceIdRatioBased.get_bound_for_rate(rate)
+    return {"sampler": chosen(rate), "id_generator": _chosen_ids(bound)}
+
+
+def _chosen_ids(bound: int) -> Any:
+    """The SDK's random id generator, except that the trace id `_unsampled_root` chose for a
+    sampled root is the one the SDK's span gets (so its sampler decides the same)."""
+    from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
+
+    class ChosenIds(RandomIdGenerator):  # type: ignore[misc]
+        """Random ids; a root's trace id as chosen, when one is (per thread)."""
+
+        def __init__(self) -> None:
+            self.bound = bound  # the ratio sampler's: a trace id's low 64 bits below it sample
+            self.chosen = threading.local()
+            self.chosen.trace_id = 0
+            self.flags = "02" if self.is_trace_id_random() else "00"  # an unsampled root's
+
+        def generate_trace_id(self) -> int:
+            trace_id = getattr(self.chosen, "trace_id", 0)
+            if trace_id:
+                self.chosen.trace_id = 0
+                return int(trace_id)
+            return int(super().generate_trace_id())
+
+    return ChosenIds()
+
+
+def _unsampled_root(roots: Any) -> _Current | None:
+    """A new trace decided by the ratio sampler's rule on a random trace id, without the SDK
+    (which would spend more on a trace it drops than the hop's own work): unsampled, the block
+    runs as that trace's root, recording nothing; sampled, None, and the SDK's span gets the id."""
+    trace_id = random.getrandbits(128)
+    if trace_id & _LOW_64 < roots.bound or not trace_id:
+        roots.chosen.trace_id = trace_id  # 0, the invalid id: the SDK draws and decides anew
+        return None
+    span_id = random.getrandbits(64) or 1
+    return _Current(None, f"00-{trace_id:032x}-{span_id:016x}-{roots.flags}", remote=False)
+
+
 def send_span(
     template: str,
     kind: Any,
@@ -375,9 +449,12 @@ def send_span(
     if not switch.on or template in switch.quiet or _quiet_now(_otel) is not None:
         return _NOOP
     parent = _otel.trace.get_current_span()
-    if not parent.is_recording() and parent.get_span_context().is_valid:
-        # Part of an unsampled trace: no span; the parent's context travels on unchanged.
-        return _NOOP
+    if not parent.is_recording():
+        if parent.get_span_context().is_valid:
+            # Part of an unsampled trace: no span; the parent's context travels on unchanged.
+            return _NOOP
+        if _otel.roots is not None and (root := _unsampled_root(_otel.roots)) is not None:
+            return root
     return _started(f"send {template}", kind, None, template, "send", msg_id, size, subject, extra)
 
 
@@ -403,6 +480,10 @@ def process_span(
     sent = parent.get_span_context()
     if sent.is_valid and not sent.trace_flags.sampled:
         return _Current(parent)
+    if not sent.is_valid and _otel.roots is not None:
+        root = _unsampled_root(_otel.roots)
+        if root is not None:
+            return root
     name = f"process {template}"
     return _started(name, kind, context, template, "process", msg_id, size, subject)
 
@@ -422,6 +503,8 @@ def _started(
     sampler sees none: a sampler deciding by attribute is not supported)."""
     trace = _otel.trace
     span = _otel.tracer.start_span(name, context=context, kind=_otel.kinds[kind.value])
+    if _otel.roots is not None:
+        _otel.roots.chosen.trace_id = 0  # taken by this root, or by none: never by the next
     if not span.is_recording():
         return _Current(span)
     span.set_attributes(attributes(template, operation, msg_id, size, subject))

@@ -320,3 +320,65 @@ async def test_a_task_its_client_did_not_sample_leaves_no_span_anywhere(
     assert not [s.name for s in spans if s.trace_id == dropped]
     mentions = [s.name for s in spans if any(unsampled.id in str(v) for v in s.attrs.values())]
     assert not mentions, f"spans of the unsampled task, each a trace of its own: {mentions}"
+
+
+RATIO_CLIENT = """
+import asyncio, os
+from swarmhub import telemetry
+from swarmhub.client import SwarmClient
+
+async def main() -> None:
+    async with await SwarmClient.connect(os.environ["TEST_NATS_URL"]) as client:
+        tasks = [await client.submit("echo", {"text": str(i)}) for i in range(24)]
+        for task in tasks:
+            await client.wait(task.id, timeout=30)
+    telemetry.shutdown_tracing()  # export the sampled spans before leaving
+    print(" ".join(task.id for task in tasks))
+
+asyncio.run(main())
+"""
+
+
+async def test_a_client_sampling_half_its_tasks_gets_each_traced_whole_or_not_at_all(
+    cluster: LocalCluster, receiver: Receiver, client: SwarmClient
+) -> None:
+    # Given a client sampling new traces at 0.5 (decided without the SDK for dropped ones)
+    env = {
+        **os.environ,
+        "SWARMHUB_OTLP_ENDPOINT": receiver.url,
+        "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
+        "OTEL_TRACES_SAMPLER_ARG": "0.5",
+        "TEST_NATS_URL": cluster.url,
+    }
+    # When it submits 24 tasks and waits for them
+    done = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        RATIO_CLIENT,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        out, err = await asyncio.wait_for(done.communicate(), 90)
+    finally:
+        if done.returncode is None:
+            done.kill()  # by its own handle; only on a hung client
+            await done.wait()
+    assert done.returncode == 0, err.decode()[-2000:]
+    ids = out.decode().split()
+    assert len(ids) == 24
+    # Then the tasks whose client span was kept are traced through every service
+    roots = {
+        s.attrs.get("swarmhub.task.id") for s in receiver.snapshot() if s.name == f"send {SUBMIT}"
+    }
+    kept = [task_id for task_id in ids if task_id in roots]
+    assert 0 < len(kept) < 24, f"{len(kept)} of 24 sampled at 0.5"
+    for task_id in kept:
+        await wait_for_spans(
+            receiver, task_id, f"process {SUBMIT}", f"process {RUN}", "record result"
+        )
+    # And the others left no span anywhere (every hop followed the client's decision)
+    spans = receiver.snapshot()
+    for task_id in set(ids) - set(kept):
+        assert not [s.name for s in spans if any(task_id in str(v) for v in s.attrs.values())]

@@ -8,7 +8,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
-from typing import cast
+from typing import Any, cast
 
 import pytest
 import structlog
@@ -489,3 +489,102 @@ async def test_results_are_annotated_only_on_sampled_traces(
     else:
         assert calls == []
         assert spans.get_finished_spans() == ()
+
+
+@pytest.fixture
+def ratio_roots(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[InMemorySpanExporter, Any]]:
+    """Tracing on as `configure_tracing` sets it up for OTEL_TRACES_SAMPLER=
+    parentbased_traceidratio at 0.5 (new traces decided without the SDK); the spans and sampler."""
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER", "parentbased_traceidratio")
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER_ARG", "0.5")
+    sampling = tracing.ratio_sampling()
+    provider = TracerProvider(**sampling)
+    exporter = InMemorySpanExporter()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracing.enable(True, roots=sampling["id_generator"])
+    before = tracing._otel.tracer
+    tracing._otel.tracer = provider.get_tracer("swarmhub")
+    try:
+        yield exporter, sampling["sampler"]
+    finally:
+        tracing._otel.tracer = before
+        tracing.enable(False)
+        exporter.shutdown()
+
+
+def test_new_traces_decided_without_the_sdk_decide_as_its_sampler(
+    ratio_roots: tuple[InMemorySpanExporter, Any],
+) -> None:
+    exporter, sampler = ratio_roots
+    # When a client sends, and a service takes messages that carry no trace, 400 times
+    sent: list[tuple[str, bool, bool]] = []
+    for i in range(200):
+        with tracing.send_span("hub.task.submit", SpanKind.PRODUCER, f"t{i}", 1) as span:
+            here = trace.get_current_span().get_span_context()
+            sent.append((make_headers()["traceparent"], span.is_recording(), here.is_remote))
+        with tracing.process_span("hub.x", {}, SpanKind.CONSUMER, None, 1) as span:
+            here = trace.get_current_span().get_span_context()
+            sent.append((make_headers()["traceparent"], span.is_recording(), here.is_remote))
+    recorded = {span.context.trace_id for span in exporter.get_finished_spans()}
+    # Then each new trace is sampled exactly when the SDK's sampler samples its trace id
+    for header, recording, remote in sent:
+        trace_id = int(header[3:35], 16)
+        by_sdk = sampler.should_sample(None, trace_id, "x").decision.is_sampled()
+        assert (int(header[53:], 16) & 1 == 1) == by_sdk == recording == (trace_id in recorded)
+        assert not remote  # a root made here, as the SDK's span is
+    # And both ways were taken, each about half the time
+    assert 120 < sum(recording for _, recording, _ in sent) < 280
+    assert len({header for header, _, _ in sent}) == len(sent)
+
+
+def test_an_unsampled_root_sends_what_the_sdks_own_would(
+    ratio_roots: tuple[InMemorySpanExporter, Any],
+) -> None:
+    from opentelemetry import propagate
+    from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+
+    # Given the SDK's own unsampled root and its headers
+    sdk = TracerProvider(sampler=ParentBased(TraceIdRatioBased(0.0))).get_tracer("sdk")
+    with sdk.start_as_current_span("root") as root:
+        assert not root.is_recording()
+        theirs: dict[str, str] = {}
+        propagate.inject(theirs)
+    # When roots are decided here, until one is not sampled
+    while True:
+        with tracing.send_span("hub.task.submit", SpanKind.PRODUCER, None, 1) as span:
+            ours = make_headers()
+            proper: dict[str, str] = {}
+            propagate.inject(proper)
+            if not span.is_recording():
+                break
+    # Then its headers have the same shape and flags, and are what the propagator writes
+    assert ours["traceparent"] == proper["traceparent"]
+    assert ours["traceparent"][53:] == theirs["traceparent"][53:]
+    assert [len(part) for part in ours["traceparent"].split("-")] == [2, 32, 16, 2]
+
+
+@pytest.mark.parametrize(
+    ("name", "arg"),
+    [("parentbased_always_on", "0.5"), ("traceidratio", "half"), ("traceidratio", "2")],
+)
+def test_other_samplers_and_bad_ratios_are_left_to_the_sdk(
+    monkeypatch: pytest.MonkeyPatch, name: str, arg: str
+) -> None:
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER", name)
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER_ARG", arg)
+    assert tracing.ratio_sampling() == {}
+
+
+def test_a_ratio_sampler_named_in_the_environment_is_the_one_built(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from opentelemetry.sdk.trace.sampling import ParentBasedTraceIdRatio, TraceIdRatioBased
+
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER", "TraceIdRatio")
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER_ARG", "0.25")
+    sampler = tracing.ratio_sampling()["sampler"]
+    assert type(sampler) is TraceIdRatioBased and sampler.rate == 0.25
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER", "parentbased_traceidratio")
+    sampler = tracing.ratio_sampling()["sampler"]
+    assert type(sampler) is ParentBasedTraceIdRatio
+    assert sampler.get_description().startswith("ParentBased{root:TraceIdRatioBased{0.25}")
