@@ -83,6 +83,25 @@ def only(spans: list[Span], name: str, **attrs: Any) -> Span:
     return found[0]
 
 
+async def run_client(*args: tuple[str, ...], env: dict[str, str]) -> str:
+    """Run a client process (`python` with `args`) to its end; its standard output."""
+    done = await asyncio.create_subprocess_exec(
+        sys.executable,
+        *(arg for part in args for arg in part),
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        out, err = await asyncio.wait_for(done.communicate(), 90)
+    finally:
+        if done.returncode is None:
+            done.kill()  # by its own handle; only on a hung client
+            await done.wait()
+    assert done.returncode == 0, err.decode()[-2000:]
+    return out.decode()
+
+
 def child_of(child: Span, parent: Span) -> None:
     assert child.trace_id == parent.trace_id
     assert child.parent_id == parent.span_id, f"{child.name} is not a child of {parent.name}"
@@ -97,20 +116,11 @@ async def test_a_task_from_the_cli_is_one_trace_client_to_worker_and_back(
     cluster: LocalCluster, receiver: Receiver, client: SwarmClient
 ) -> None:
     # Given a cluster exporting traces, when the CLI submits a task and waits for it
-    cli = await asyncio.create_subprocess_exec(
-        *(sys.executable, "-m", "swarmhub", "submit", "echo", "--id", "traced-ok"),
-        *("--payload", '{"text": "hi"}', "--wait", "--url", cluster.url),
+    await run_client(
+        ("-m", "swarmhub", "submit", "echo", "--id", "traced-ok", "--payload", '{"text": "hi"}'),
+        ("--wait", "--url", cluster.url),
         env={**os.environ, "SWARMHUB_OTLP_ENDPOINT": receiver.url},
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
     )
-    try:
-        _, err = await asyncio.wait_for(cli.communicate(), 60)
-    finally:
-        if cli.returncode is None:
-            cli.kill()  # by its own handle; only on a hung CLI
-            await cli.wait()
-    assert cli.returncode == 0, err.decode()
     spans = await wait_for_spans(
         receiver,
         "traced-ok",
@@ -351,22 +361,7 @@ async def test_a_client_sampling_half_its_tasks_gets_each_traced_whole_or_not_at
         "TEST_NATS_URL": cluster.url,
     }
     # When it submits 24 tasks and waits for them
-    done = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-c",
-        RATIO_CLIENT,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    try:
-        out, err = await asyncio.wait_for(done.communicate(), 90)
-    finally:
-        if done.returncode is None:
-            done.kill()  # by its own handle; only on a hung client
-            await done.wait()
-    assert done.returncode == 0, err.decode()[-2000:]
-    ids = out.decode().split()
+    ids = (await run_client(("-c", RATIO_CLIENT), env=env)).split()
     assert len(ids) == 24
     # Then the tasks whose client span was kept are traced through every service
     roots = {
