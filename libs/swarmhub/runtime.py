@@ -291,12 +291,16 @@ class Service:
                 endpoint.stats.record(0, self._refused(endpoint, exc))
                 await self._respond_error(msg, exc)
                 return
-            for index, item in enumerate(getattr(batch, "items")):  # noqa: B009
-                # Waiting here blocks this subscription's delivery: backpressure, as for one.
-                await endpoint.semaphore.acquire()
-                task = asyncio.create_task(self._handle_item(endpoint, msg.reply, index, item))
-                self._in_flight.add(task)
-                task.add_done_callback(self._in_flight.discard)
+            # A batch holds only attempts the router did not sample: their one unsampled parent
+            # is made current once, and every item's task inherits it (a task copies the
+            # context it is created in).
+            with tracing.unsampled():
+                for index, item in enumerate(getattr(batch, "items")):  # noqa: B009
+                    # Waiting here blocks this subscription's delivery: backpressure, as for one.
+                    await endpoint.semaphore.acquire()
+                    task = asyncio.create_task(self._handle_item(endpoint, msg.reply, index, item))
+                    self._in_flight.add(task)
+                    task.add_done_callback(self._in_flight.discard)
 
         return on_batch
 
@@ -306,8 +310,7 @@ class Service:
         started = time.perf_counter_ns()
         error: str | None = None
         try:
-            with tracing.unsampled():
-                reply = await endpoint.handler(item)
+            reply = await endpoint.handler(item)  # under the batch's unsampled parent
             if reply_to and reply is not None:
                 self._replier.ok(reply_to, index, reply)
         except ServiceError as exc:

@@ -314,11 +314,17 @@ async def test_a_task_its_client_did_not_sample_leaves_no_span_anywhere(
     # Given a client whose sampler drops a task's trace at its root (as 1 % drops 99 %), while
     # every service keeps new traces of its own (parent-based, always on)
     dropping = TracerProvider(sampler=ParentBased(TraceIdRatioBased(0.0))).get_tracer("app")
+    cache_spans_before = {s.span_id for s in receiver.snapshot() if ".cache." in s.name}
     with dropping.start_as_current_span("submit") as root:
         assert not root.is_recording()
         dropped = format(root.get_span_context().trace_id, "032x")
         unsampled = await client.submit(Task(capability="echo", payload={"text": "dropped"}))
+        # (and a memoized one: its agent asks the cache, and sets it, on a miss)
+        memoized = await client.submit(
+            Task(capability="cpu", payload={"rounds": 1, "seed": unsampled.id})
+        )
     assert (await client.wait(unsampled.id, timeout=30)).status is ResultStatus.SUCCEEDED
+    assert (await client.wait(memoized.id, timeout=30)).status is ResultStatus.SUCCEEDED
     # When a task after it is traced through every service (so the first one's spans, had any
     # been made, were exported before these)
     traced = await client.run(Task(capability="echo", payload={"text": "kept"}), timeout=30)
@@ -328,8 +334,18 @@ async def test_a_task_its_client_did_not_sample_leaves_no_span_anywhere(
     # Then no hop of the unsampled task recorded a span: each followed the root's decision
     spans = receiver.snapshot()
     assert not [s.name for s in spans if s.trace_id == dropped]
-    mentions = [s.name for s in spans if any(unsampled.id in str(v) for v in s.attrs.values())]
-    assert not mentions, f"spans of the unsampled task, each a trace of its own: {mentions}"
+    mentions = [
+        s.name
+        for s in spans
+        for task_id in (unsampled.id, memoized.id)
+        if any(task_id in str(v) for v in s.attrs.values())
+    ]
+    assert not mentions, f"spans of the unsampled tasks, each a trace of its own: {mentions}"
+    # And the agent's cache round trips under the memoized one started no traces of their own
+    cache_spans = [s.name for s in spans if ".cache." in s.name]
+    assert not [s for s in spans if ".cache." in s.name and s.span_id not in cache_spans_before], (
+        cache_spans
+    )
 
 
 RATIO_CLIENT = """
