@@ -132,7 +132,7 @@ def _api() -> _Api:
         # The parent of work whose sender chose not to sample it: everything under it records
         # nothing (a parent-based sampler follows it) instead of starting stray traces.
         trace_id, span_id = random.getrandbits(128) or 1, random.getrandbits(64) or 1
-        _otel.unsampled = f"00-{trace_id:032x}-{span_id:016x}-00"
+        _otel.unsampled = _header(trace_id, span_id, 0)
         _otel.quiet_span = _quiet_span(trace)
         _otel.quiet_context = trace.set_span_in_context(_otel.quiet_span, otel_context.Context())
         _otel.kinds = tuple(sorted(trace.SpanKind, key=lambda kind: kind.value))
@@ -221,6 +221,11 @@ def attributes(
     return attrs
 
 
+def _header(trace_id: int, span_id: int, flags: int) -> str:
+    """The canonical version-00 W3C traceparent of a span context (as the propagator writes it)."""
+    return f"00-{trace_id:032x}-{span_id:016x}-{flags:02x}"
+
+
 _TRACEPARENT = re.compile(r"00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})")
 """A version-00 W3C traceparent in canonical form, the one shape the fast paths read."""
 
@@ -245,9 +250,7 @@ def inject(headers: dict[str, str]) -> None:
     if not context.is_valid:
         return
     if _w3c(api) and not api.baggage.get_all():
-        headers["traceparent"] = (
-            f"00-{context.trace_id:032x}-{context.span_id:016x}-{context.trace_flags:02x}"
-        )
+        headers["traceparent"] = _header(context.trace_id, context.span_id, context.trace_flags)
         if context.trace_state:
             headers["tracestate"] = context.trace_state.to_header()
         return
@@ -352,7 +355,7 @@ def _traceparent(api: _Api, context: Context, span: Span, header: str | None) ->
     sent = span.get_span_context()
     if not sent.is_valid or sent.trace_state:
         return None
-    return f"00-{sent.trace_id:032x}-{sent.span_id:016x}-{sent.trace_flags:02x}"
+    return _header(sent.trace_id, sent.span_id, sent.trace_flags)
 
 
 def _unsampled_sender(api: _Api, headers: Mapping[str, str]) -> _Current | None:
@@ -412,7 +415,7 @@ def _chosen_ids(bound: int) -> Any:
             self.bound = bound  # the ratio sampler's: a trace id's low 64 bits below it sample
             self.chosen = threading.local()
             self.chosen.trace_id = 0
-            self.flags = "02" if self.is_trace_id_random() else "00"  # an unsampled root's
+            self.flags = 2 if self.is_trace_id_random() else 0  # an unsampled root's
 
         def generate_trace_id(self) -> int:
             trace_id = getattr(self.chosen, "trace_id", 0)
@@ -424,16 +427,20 @@ def _chosen_ids(bound: int) -> Any:
     return ChosenIds()
 
 
-def _unsampled_root(roots: Any) -> _Current | None:
+def _unsampled_root() -> _Current | None:
     """A new trace decided by the ratio sampler's rule on a random trace id, without the SDK
     (which would spend more on a trace it drops than the hop's own work): unsampled, the block
-    runs as that trace's root, recording nothing; sampled, None, and the SDK's span gets the id."""
+    runs as that trace's root, recording nothing; sampled (or not decided here), None, and the
+    SDK's span gets the id."""
+    roots = _otel.roots
+    if roots is None:
+        return None
     trace_id = random.getrandbits(128)
     if trace_id & _LOW_64 < roots.bound or not trace_id:
         roots.chosen.trace_id = trace_id  # 0, the invalid id: the SDK draws and decides anew
         return None
     span_id = random.getrandbits(64) or 1
-    return _Current(None, f"00-{trace_id:032x}-{span_id:016x}-{roots.flags}", remote=False)
+    return _Current(None, _header(trace_id, span_id, roots.flags), remote=False)
 
 
 def send_span(
@@ -453,7 +460,7 @@ def send_span(
         if parent.get_span_context().is_valid:
             # Part of an unsampled trace: no span; the parent's context travels on unchanged.
             return _NOOP
-        if _otel.roots is not None and (root := _unsampled_root(_otel.roots)) is not None:
+        if (root := _unsampled_root()) is not None:
             return root
     return _started(f"send {template}", kind, None, template, "send", msg_id, size, subject, extra)
 
@@ -480,10 +487,8 @@ def process_span(
     sent = parent.get_span_context()
     if sent.is_valid and not sent.trace_flags.sampled:
         return _Current(parent)
-    if not sent.is_valid and _otel.roots is not None:
-        root = _unsampled_root(_otel.roots)
-        if root is not None:
-            return root
+    if not sent.is_valid and (root := _unsampled_root()) is not None:
+        return root
     name = f"process {template}"
     return _started(name, kind, context, template, "process", msg_id, size, subject)
 
